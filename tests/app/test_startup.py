@@ -1,0 +1,80 @@
+"""The container's entrypoint and the settings modules, run as real processes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+APP_DIR = Path(__file__).resolve().parents[2]
+
+
+def run(args, **env):
+    environment = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE"}}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, *args], cwd=APP_DIR, env=environment, capture_output=True,
+        text=True, timeout=60,
+    )
+
+
+def test_entrypoint_gives_up_on_an_unreachable_database_with_one_clear_line():
+    result = run(
+        ["-m", "config.entrypoint", "true"],
+        DJANGO_SETTINGS_MODULE="settings.dev",
+        DATABASE_URL="postgres://app:app@127.0.0.1:1/app",
+        DB_WAIT_TIMEOUT="1",
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "database at 127.0.0.1:1 not ready after 1s" in lines[0]
+    assert "DB_WAIT_TIMEOUT" in lines[0]
+
+
+def test_entrypoint_waits_then_execs_the_command():
+    result = run(
+        ["-m", "config.entrypoint", sys.executable, "-c", "print('server started')"],
+        DJANGO_SETTINGS_MODULE="settings.dev",
+        MIGRATE_ON_START="false",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "server started"
+
+
+def test_malformed_database_url_is_one_line_naming_the_variable():
+    result = run(
+        ["-m", "config.entrypoint", "true"],
+        DJANGO_SETTINGS_MODULE="settings.dev",
+        DATABASE_URL="not a url",
+    )
+    assert result.returncode != 0
+    assert "DATABASE_URL='not a url' is not a valid URL" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL"])
+def test_production_settings_fail_fast_naming_what_is_missing(missing):
+    env = {
+        "SECRET_KEY": "x" * 60,
+        "ALLOWED_HOSTS": "example.com",
+        "DATABASE_URL": "postgres://u:p@db/app",
+        missing: "",
+    }
+    result = run(["src/manage.py", "check"], DJANGO_SETTINGS_MODULE="settings.prod", **env)
+    assert result.returncode != 0
+    assert f"production settings need {missing}" in result.stderr
+
+
+def test_production_settings_pass_the_deploy_check_without_warnings():
+    result = run(
+        ["src/manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        DJANGO_SETTINGS_MODULE="settings.prod",
+        SECRET_KEY="a-long-random-production-secret-" + "k" * 40,
+        ALLOWED_HOSTS="example.com",
+        DATABASE_URL="postgres://u:p@db/app",
+        DEBUG="true",  # must be ignored
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
