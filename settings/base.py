@@ -1,7 +1,7 @@
 """Settings shared by every environment. Values come from the environment only."""
 
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -75,7 +75,16 @@ def _postgres(url: str) -> dict:
     return environ.Env.db_url_config(url)
 
 
-DATABASES = {"default": env_url("DATABASE_URL", "postgres://app:app@db:5432/app", _postgres)}
+def _database_url_from_parts() -> str:
+    """The compose stack's database, from the same POSTGRES_* variables the db service uses."""
+    user, password = (quote(env.str(name, default="app"), safe="")
+                      for name in ("POSTGRES_USER", "POSTGRES_PASSWORD"))
+    host = env.str("POSTGRES_HOST", default="db")
+    port = env.int("POSTGRES_PORT", default=5432)
+    return f"postgres://{user}:{password}@{host}:{port}/{env.str('POSTGRES_DB', default='app')}"
+
+
+DATABASES = {"default": env_url("DATABASE_URL", _database_url_from_parts(), _postgres)}
 # Persistent connections, checked before reuse so a restarted database is not an error.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

@@ -1,0 +1,147 @@
+"""Base images: the official ones when a registry answers, stand-ins built from Debian's
+archive when none does (keeping the official images' contract; see standins/)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .config import OFFICIAL_IMAGES, StackConfig
+from .errors import StackError
+from .runtime import Runtime
+
+STANDINS_DIR = Path(__file__).parent / "standins"
+STANDIN_IMAGES = {
+    "PYTHON_IMAGE": "localhost/djstack-standin/python:3.13-slim",
+    "POSTGRES_IMAGE": "localhost/djstack-standin/postgres:17",
+    "REDIS_IMAGE": "localhost/djstack-standin/redis:8",
+}
+STANDIN_BASE = "localhost/djstack-standin/debian:trixie"
+DEBIAN_SUITE = "trixie"
+DEBIAN_PACKAGES = "python3,python3-venv,ca-certificates"
+ENV_BLOCK_START = "# >>> stand-in images, written by `nox -s up` (no registry was reachable) >>>"
+ENV_BLOCK_END = "# <<< stand-in images <<<"
+
+# Inputs of the app image: when they change, `up` rebuilds it.
+APP_INPUTS = ("Containerfile", "pyproject.toml", "uv.lock", ".containerignore")
+APP_INPUTS_LABEL = "io.djstack.inputs"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    path = Path(base) / "djstack"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def ensure_base_images(runtime: Runtime, config: StackConfig) -> dict[str, str]:
+    """Make sure the three base images exist; returns the variables that had to change."""
+    changes: dict[str, str] = {}
+    for variable, official in OFFICIAL_IMAGES.items():
+        image = config.values[variable]
+        if runtime.image_exists(image):
+            continue
+        if image == official:
+            runtime.log(f"pulling {image} ...")
+            if runtime.pull(image):
+                continue
+            runtime.log(f"could not pull {image}: no registry answers")
+        elif image != STANDIN_IMAGES[variable]:
+            raise StackError(f"{variable}={image} is not available to {runtime.name} and "
+                             "cannot be pulled; build or pull it, or remove the line from .env")
+        build_standin(runtime, variable)
+        changes[variable] = STANDIN_IMAGES[variable]
+    if changes:
+        config.values.update(changes)
+        record_standins(config, changes)
+        runtime.log("NOTE: using stand-in images built from Debian's archive instead of "
+                    f"the official ones ({', '.join(changes.values())}); they are named in "
+                    f"{config.env_file} so `podman-compose up` uses them too. Delete those lines "
+                    "to go back to the official images once a registry is reachable.")
+    return changes
+
+
+def build_standin(runtime: Runtime, variable: str) -> None:
+    if not runtime.image_exists(STANDIN_BASE):
+        runtime.log(f"building the stand-in base image {STANDIN_BASE} from Debian {DEBIAN_SUITE}")
+        runtime.import_rootfs(debian_rootfs(runtime), STANDIN_BASE,
+                              ['ENV LANG=C.UTF-8', 'CMD ["python3"]'])
+    target = STANDIN_IMAGES[variable]
+    if runtime.image_exists(target):
+        return
+    if variable == "PYTHON_IMAGE":
+        runtime.tag(STANDIN_BASE, target)  # Debian's python3 (3.13) is the stand-in
+        return
+    name = target.rsplit("/", 1)[1].split(":")[0]
+    runtime.log(f"building stand-in {target}")
+    runtime.build(context=STANDINS_DIR, containerfile=STANDINS_DIR / f"{name}.Containerfile",
+                  tag=target, build_args={"BASE_IMAGE": STANDIN_BASE})
+
+
+def debian_rootfs(runtime: Runtime) -> Path:
+    """A tarball of a minimal Debian with Python, made once and cached for every engine."""
+    tarball = cache_dir() / f"debian-{DEBIAN_SUITE}-rootfs.tar"
+    if tarball.is_file():
+        return tarball
+    mirror = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
+    partial = tarball.with_suffix(".partial")
+    if os.geteuid() == 0 and shutil.which("debootstrap"):
+        with tempfile.TemporaryDirectory(prefix="djstack-rootfs-") as root:
+            runtime.run(["debootstrap", "--variant=minbase", f"--include={DEBIAN_PACKAGES}",
+                         DEBIAN_SUITE, root, mirror], capture=True)
+            for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
+                for path in Path(root, leftover).glob("*"):
+                    if path.is_file():
+                        path.unlink()
+            runtime.run(["tar", "-C", root, "-cf", str(partial), "."], quiet=True)
+    elif shutil.which("mmdebstrap"):
+        runtime.run(["mmdebstrap", "--mode=unshare", "--variant=minbase",
+                     f"--include={DEBIAN_PACKAGES}", DEBIAN_SUITE, str(partial), mirror],
+                    capture=True)
+    else:
+        raise StackError("no registry is reachable and stand-in images cannot be built: "
+                         "install debootstrap (as root) or mmdebstrap, or make docker.io reachable")
+    partial.rename(tarball)
+    return tarball
+
+
+def record_standins(config: StackConfig, changes: dict[str, str]) -> None:
+    """Name the stand-ins in .env (a marked block; the rest of the file is kept as it is)."""
+    path = config.env_file
+    text = path.read_text() if path.exists() else ""
+    lines = text.splitlines()
+    if ENV_BLOCK_START in lines:
+        start, end = lines.index(ENV_BLOCK_START), lines.index(ENV_BLOCK_END)
+        kept = {line.split("=", 1)[0]: line for line in lines[start + 1 : end]}
+        lines = lines[:start] + lines[end + 1 :]
+    else:
+        kept = {}
+    kept.update({variable: f"{variable}={image}" for variable, image in changes.items()})
+    block = [ENV_BLOCK_START, *kept.values(), ENV_BLOCK_END]
+    new_text = "\n".join([*lines, *block]).lstrip("\n") + "\n"
+    partial = path.with_name(".env.partial")
+    partial.write_text(new_text)
+    partial.replace(path)  # atomic: never a half-written .env
+
+
+def app_inputs_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for name in APP_INPUTS:
+        digest.update(name.encode() + b"\0" + (root / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def ensure_app_image(runtime: Runtime, config: StackConfig, *, force: bool = False,
+                     target: str = "dev", tag: str | None = None) -> None:
+    """Build the app image when it is missing or its dependency inputs changed."""
+    tag = tag or config.values["APP_IMAGE"]
+    digest = app_inputs_digest(config.root)
+    if not force and runtime.image_label(tag, APP_INPUTS_LABEL) == digest:
+        return
+    runtime.build(context=config.root, containerfile=config.root / "Containerfile", tag=tag,
+                  target=target, build_args={"PYTHON_IMAGE": config.values["PYTHON_IMAGE"]},
+                  labels={APP_INPUTS_LABEL: digest})
+
