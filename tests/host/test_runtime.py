@@ -1,0 +1,77 @@
+"""The runtime seam, against the engines really installed on this machine."""
+
+import os
+import socket
+
+import pytest
+
+from devstack import runtime as runtime_module
+from devstack.config import StackConfig
+from devstack.errors import StackError
+from devstack.runtime import detect
+from devstack.stack import Stack
+from devstack.verify import free_port
+
+
+@pytest.fixture
+def empty_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(runtime_module.sys, "executable", str(tmp_path / "python"))
+
+
+def test_no_runtime_at_all_is_one_clear_line(empty_path):
+    with pytest.raises(StackError, match=r"^no container runtime found: install Podman or Docker"):
+        detect(None)
+
+
+def test_unknown_runtime_name_lists_the_choices():
+    with pytest.raises(StackError, match=r"CONTAINER_RUNTIME='lxc' is not supported: use one of podman, docker"):
+        detect("lxc")
+
+
+def test_chosen_runtime_not_installed_names_it(empty_path):
+    with pytest.raises(StackError, match=r"CONTAINER_RUNTIME=podman but podman is not installed"):
+        detect("podman")
+
+
+def test_podman_without_podman_compose_says_what_to_install(tmp_path, monkeypatch):
+    podman = tmp_path / "podman"
+    podman.write_text("#!/bin/sh\nexit 0\n")
+    podman.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(runtime_module.sys, "executable", str(tmp_path / "python"))
+    with pytest.raises(StackError, match=r"podman-compose is missing: `pip install podman-compose`"):
+        detect("podman")
+
+
+def test_engine_that_cannot_run_containers_is_reported(tmp_path, monkeypatch):
+    docker = tmp_path / "docker"
+    docker.write_text("#!/bin/sh\n[ \"$1\" = compose ] && exit 0\n"
+                      "echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock' >&2\n"
+                      "exit 1\n")
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(StackError, match=r"docker cannot reach its daemon \(Cannot connect"):
+        detect("docker")
+
+
+def test_the_installed_runtime_is_detected_and_works():
+    runtime = detect(os.environ.get("CONTAINER_RUNTIME"))
+    assert runtime.name in {"podman", "docker"}
+    assert runtime.engine_cmd("info", capture=True, quiet=True).returncode == 0
+
+
+def test_port_taken_by_another_program_is_named_with_its_variable(tmp_path):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        free = {name: str(free_port()) for name in ("APP_PORT", "REDIS_PORT")}
+        config = StackConfig.load(tmp_path, environ={},
+                                  overrides={"STACK_NAME": "djstack-preflight-test",
+                                             "DB_PORT": str(port), **free})
+        stack = Stack(detect(os.environ.get("CONTAINER_RUNTIME")), config)
+        with pytest.raises(StackError) as error:
+            stack.preflight()
+    assert str(error.value).startswith(f"port {port} on 127.0.0.1 is already in use")
+    assert "set DB_PORT=<free port> in .env" in str(error.value)
