@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .config import OFFICIAL_IMAGES, StackConfig
 from .errors import StackError
-from .runtime import Runtime
+from .runtime import Runtime, ca_bundle_path
 
 STANDINS_DIR = Path(__file__).parent / "standins"
 STANDIN_IMAGES = {
@@ -78,7 +78,7 @@ def build_standin(runtime: Runtime, variable: str) -> None:
     name = target.rsplit("/", 1)[1].split(":")[0]
     runtime.log(f"building stand-in {target}")
     runtime.build(context=STANDINS_DIR, containerfile=STANDINS_DIR / f"{name}.Containerfile",
-                  tag=target, build_args={"BASE_IMAGE": STANDIN_BASE})
+                  tag=target, build_args={"BASE_IMAGE": STANDIN_BASE})  # apt over http: no CA
 
 
 def debian_rootfs(runtime: Runtime) -> Path:
@@ -143,5 +143,6 @@ def ensure_app_image(runtime: Runtime, config: StackConfig, *, force: bool = Fal
         return
     runtime.build(context=config.root, containerfile=config.root / "Containerfile", tag=tag,
                   target=target, build_args={"PYTHON_IMAGE": config.values["PYTHON_IMAGE"]},
-                  labels={APP_INPUTS_LABEL: digest})
+                  labels={APP_INPUTS_LABEL: digest},
+                  ca_bundle=ca_bundle_path(config.values.get("CA_BUNDLE")))
 

@@ -120,6 +120,7 @@ class Runtime:
         target: str | None = None,
         build_args: Mapping[str, str] = {},
         labels: Mapping[str, str] = {},
+        ca_bundle: str | None = None,
     ) -> None:
         args = ["build", "-f", str(containerfile), "-t", tag]
         if target:
@@ -128,7 +129,6 @@ class Runtime:
             args += ["--build-arg", f"{key}={value}"]
         for key, value in labels.items():
             args += ["--label", f"{key}={value}"]
-        ca_bundle = ca_bundle_path()
         if ca_bundle:
             # Trusted only during RUN steps (PIP_CERT / SSL_CERT_FILE): never in a layer.
             args += ["--secret", f"id=ca,src={ca_bundle}"]
@@ -253,9 +253,8 @@ def detect(preferred: str | None = None, log: Log = print) -> Runtime:
                      "(see docs/runtimes.md), then retry")
 
 
-def ca_bundle_path() -> str | None:
+def ca_bundle_path(configured: str | None) -> str | None:
     """The CA bundle builds should trust (CA_BUNDLE, else the system's), if there is one."""
-    configured = os.environ.get("CA_BUNDLE")
     if configured:
         if not Path(configured).is_file():
             raise StackError(f"CA_BUNDLE={configured} is not a file; point it at a PEM bundle "
