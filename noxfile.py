@@ -24,6 +24,7 @@ from contextlib import contextmanager  # noqa: E402
 
 import nox  # noqa: E402
 
+from devstack import snapshots, workflow  # noqa: E402
 from devstack.config import StackConfig  # noqa: E402
 from devstack.errors import StackError  # noqa: E402
 from devstack.runtime import detect  # noqa: E402
@@ -74,10 +75,129 @@ def down(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="none")
+def restart(session: nox.Session) -> None:
+    """Restart all services or the ones named (`-- app`), then wait until they answer."""
+    with stack(session) as s:
+        seconds = workflow.restart(s, session.posargs)
+        session.log(f"restarted and ready in {seconds:.1f}s")
+
+
+@nox.session(venv_backend="none")
+def status(session: nox.Session) -> None:
+    """Show each service: container state, health (probed), published ports, URL."""
+    with stack(session) as s:
+        rows = workflow.status(s)
+        print(f"stack {s.config.project} on {s.runtime.name}:\n{workflow.status_table(rows)}", flush=True)
+
+
+@nox.session(venv_backend="none")
+def logs(session: nox.Session) -> None:
+    """Show the logs of all services or one (`-- app`; `-- -f` follows, `--tail 50`)."""
+    with stack(session) as s:
+        workflow.logs(s, session.posargs)
+
+
+@nox.session(venv_backend="none")
+def clean(session: nox.Session) -> None:
+    """Remove the containers; the volumes too after a yes at the prompt or `-- --yes`."""
+    yes, _ = workflow.split_yes(session.posargs)
+    with stack(session) as s:
+        kept = f"snapshots in {snapshots.snapshot_dir(s.config)} are kept"
+        workflow.clean(s, yes=yes, confirm=workflow.confirmer(), kept_elsewhere=kept)
+
+
+@nox.session(venv_backend="none")
 def migrate(session: nox.Session) -> None:
     """Apply migrations in the running app container (arguments go to manage.py migrate)."""
     with stack(session) as s:
         s.migrate(*session.posargs)
+
+
+@nox.session(venv_backend="none")
+def shell(session: nox.Session) -> None:
+    """Open a shell in the app container (or run `-- <command>` there)."""
+    with stack(session) as s:
+        workflow.shell(s, session.posargs)
+
+
+@nox.session(venv_backend="none")
+def dbshell(session: nox.Session) -> None:
+    """Open psql on the stack's database (arguments go to psql, e.g. `-- -c 'select 1'`)."""
+    with stack(session) as s:
+        workflow.dbshell(s, session.posargs)
+
+
+@nox.session(venv_backend="none")
+def manage(session: nox.Session) -> None:
+    """Run any manage.py command in the app container: `-- <command> [args]`."""
+    if not session.posargs:
+        session.error("Usage: nox -s manage -- <manage.py command> [args], e.g. -- showmigrations")
+    with stack(session) as s:
+        workflow.manage(s, session.posargs)
+
+
+@nox.session(venv_backend="none")
+def makemigrations(session: nox.Session) -> None:
+    """Write new migrations from model changes (arguments go to manage.py makemigrations)."""
+    with stack(session) as s:
+        workflow.manage(s, ["makemigrations", *session.posargs])
+
+
+@nox.session(venv_backend="none")
+def createsuperuser(session: nox.Session) -> None:
+    """Create a Django admin user (asks on a terminal; or `-- --noinput --username ...`)."""
+    with stack(session) as s:
+        workflow.createsuperuser(s, session.posargs)
+
+
+@nox.session(venv_backend="none")
+def snapshot(session: nox.Session) -> None:
+    """Save the database to a named, timestamped snapshot outside the volumes (`-- [name]`)."""
+    if len(session.posargs) > 1:
+        session.error("Usage: nox -s snapshot -- [name]")
+    with stack(session) as s:
+        taken = snapshots.take(s, *session.posargs)
+        session.log(f"snapshot {taken.name!r}: {snapshots.human_size(taken.size)} in {taken.path}")
+
+
+@nox.session(venv_backend="none", name="snapshots")
+def list_snapshots(session: nox.Session) -> None:
+    """List the database snapshots: name, date, size."""
+    with stack(session) as s:
+        found = snapshots.list_snapshots(s.config)
+        where = snapshots.snapshot_dir(s.config)
+        print(snapshots.snapshots_table(found) if found else f"no snapshots in {where} yet", flush=True)
+
+
+@nox.session(venv_backend="none")
+def restore(session: nox.Session) -> None:
+    """Replace the database with a snapshot, all or nothing (`-- <name> [--yes]`)."""
+    yes, args = workflow.split_yes(session.posargs)
+    if len(args) != 1:
+        session.error("Usage: nox -s restore -- <name> [--yes]  (`nox -s snapshots` lists names)")
+    with stack(session) as s:
+        done = snapshots.restore(s, args[0], yes=yes, confirm=workflow.confirmer())
+        session.log(f"restored {args[0]!r}" if done else "not restored: the database is unchanged")
+
+
+@nox.session(venv_backend="none", name="db-export")
+def db_export(session: nox.Session) -> None:
+    """Export the database as SQL (`-- [file]`; gzipped when it ends in .gz)."""
+    if len(session.posargs) > 1:
+        session.error("Usage: nox -s db-export -- [file.sql | file.sql.gz]")
+    with stack(session) as s:
+        session.log(f"exported to {snapshots.export_sql(s, *session.posargs)}")
+
+
+@nox.session(venv_backend="none", name="db-import")
+def db_import(session: nox.Session) -> None:
+    """Replace the database with a plain or gzipped SQL file (`-- <file> [--yes]`)."""
+    yes, args = workflow.split_yes(session.posargs)
+    if len(args) != 1:
+        session.error("Usage: nox -s db-import -- <file.sql | file.sql.gz> [--yes]")
+    with stack(session) as s:
+        done = snapshots.import_sql(s, args[0], yes=yes, confirm=workflow.confirmer())
+        session.log(f"imported {args[0]}" if done else "not imported: the database is unchanged")
 
 
 @nox.session(venv_backend="none", requires=["up"])

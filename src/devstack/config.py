@@ -35,7 +35,8 @@ DEFAULTS: dict[str, str] = {
 # Variables read from the environment besides DEFAULTS (documented in docs/configuration.md).
 OPTIONAL_KEYS = {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS",
                  "MIGRATE_ON_START", "DB_WAIT_TIMEOUT", "LOG_LEVEL", "WATCHFILES_FORCE_POLLING",
-                 "DJANGO_SETTINGS_MODULE", "CONTAINER_RUNTIME", "CA_BUNDLE"}
+                 "DJANGO_SETTINGS_MODULE", "CONTAINER_RUNTIME", "CA_BUNDLE",
+                 "SNAPSHOT_DIR"}
 KNOWN_KEYS = set(DEFAULTS) | OPTIONAL_KEYS
 
 # Published ports by service, and the variable that moves each one.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .config import OFFICIAL_IMAGES, StackConfig
 from .errors import StackError
-from .runtime import Runtime, ca_bundle_path
+from .runtime import Runtime, ca_bundle_path, other_engines
 
 STANDINS_DIR = Path(__file__).parent / "standins"
 STANDIN_IMAGES = {
@@ -42,7 +42,7 @@ def ensure_base_images(runtime: Runtime, config: StackConfig) -> dict[str, str]:
     changes: dict[str, str] = {}
     for variable, official in OFFICIAL_IMAGES.items():
         image = config.values[variable]
-        if runtime.image_exists(image):
+        if runtime.image_exists(image) or copy_from_other_engine(runtime, image):
             continue
         if image == official:
             runtime.log(f"pulling {image} ...")
@@ -64,14 +64,27 @@ def ensure_base_images(runtime: Runtime, config: StackConfig) -> dict[str, str]:
     return changes
 
 
+def copy_from_other_engine(runtime: Runtime, image: str, label: str | None = None,
+                           value: str | None = None) -> bool:
+    """Take the image from another engine that has it (with the label value, if given)."""
+    for other in other_engines(runtime):
+        if label is None and not other.image_exists(image):
+            continue
+        if label is not None and other.image_label(image, label) != value:
+            continue
+        if runtime.copy_image_from(other, image):
+            return True
+    return False
+
+
 def build_standin(runtime: Runtime, variable: str) -> None:
-    if not runtime.image_exists(STANDIN_BASE):
+    target = STANDIN_IMAGES[variable]
+    if runtime.image_exists(target) or copy_from_other_engine(runtime, target):
+        return
+    if not (runtime.image_exists(STANDIN_BASE) or copy_from_other_engine(runtime, STANDIN_BASE)):
         runtime.log(f"building the stand-in base image {STANDIN_BASE} from Debian {DEBIAN_SUITE}")
         runtime.import_rootfs(debian_rootfs(runtime), STANDIN_BASE,
                               ['ENV LANG=C.UTF-8', 'CMD ["python3"]'])
-    target = STANDIN_IMAGES[variable]
-    if runtime.image_exists(target):
-        return
     if variable == "PYTHON_IMAGE":
         runtime.tag(STANDIN_BASE, target)  # Debian's python3 (3.13) is the stand-in
         return
@@ -139,7 +152,8 @@ def ensure_app_image(runtime: Runtime, config: StackConfig, *, force: bool = Fal
     """Build the app image when it is missing or its dependency inputs changed."""
     tag = tag or config.values["APP_IMAGE"]
     digest = app_inputs_digest(config.root)
-    if not force and runtime.image_label(tag, APP_INPUTS_LABEL) == digest:
+    if not force and (runtime.image_label(tag, APP_INPUTS_LABEL) == digest
+                      or copy_from_other_engine(runtime, tag, APP_INPUTS_LABEL, digest)):
         return
     runtime.build(context=config.root, containerfile=config.root / "Containerfile", tag=tag,
                   target=target, build_args={"PYTHON_IMAGE": config.values["PYTHON_IMAGE"]},

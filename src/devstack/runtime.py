@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,16 @@ def _which(name: str) -> str | None:
     """Find a tool on PATH or beside the running interpreter (the tools venv of noxfile.py)."""
     beside = Path(sys.executable).parent / name
     return shutil.which(name) or (str(beside) if beside.exists() else None)
+
+
+@dataclass
+class Container:
+    """One container of a compose project, as the engine reports it."""
+
+    service: str
+    name: str
+    state: str  # running, exited, created, ...
+    ports: list[str]  # published, e.g. 127.0.0.1:8000->8000/tcp
 
 
 @dataclass
@@ -122,17 +133,21 @@ class Runtime:
         labels: Mapping[str, str] = {},
         ca_bundle: str | None = None,
     ) -> None:
-        args = ["build", "-f", str(containerfile), "-t", tag]
+        options = ["-t", tag]
         if target:
-            args += ["--target", target]
+            options += ["--target", target]
         for key, value in build_args.items():
-            args += ["--build-arg", f"{key}={value}"]
+            options += ["--build-arg", f"{key}={value}"]
         for key, value in labels.items():
-            args += ["--label", f"{key}={value}"]
+            options += ["--label", f"{key}={value}"]
         if ca_bundle:
             # Trusted only during RUN steps (PIP_CERT / SSL_CERT_FILE): never in a layer.
-            args += ["--secret", f"id=ca,src={ca_bundle}"]
-        self.engine_cmd(*args, str(context), env={**os.environ, **self.build_env})
+            options += ["--secret", f"id=ca,src={ca_bundle}"]
+        self._build(options, context, containerfile)
+
+    def _build(self, options: list[str], context: Path, containerfile: Path) -> None:
+        self.engine_cmd("build", "-f", str(containerfile), *options, str(context),
+                        env={**os.environ, **self.build_env})
 
     def import_rootfs(self, tarball: Path, tag: str, changes: Sequence[str]) -> None:
         args = ["import"]
@@ -179,8 +194,95 @@ class Runtime:
     def not_working_hint(self, reason: str) -> str:
         return f"{self.name} is installed but not working ({reason})"
 
+    # --- daily workflow (workflow.py, snapshots.py, bench.py) ----------------------------
+    def containers(self, project: str) -> list[Container]:
+        """Every container of the compose project, running or not, from `inspect`."""
+        ids = self.engine_cmd("ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={project}",
+                              capture=True, check=False, quiet=True).stdout.decode().split()
+        if not ids:
+            return []
+        result = self.engine_cmd("inspect", *ids, capture=True, check=False, quiet=True)
+        found = []
+        for item in json.loads(result.stdout or b"[]") or []:
+            labels = (item.get("Config") or {}).get("Labels") or {}
+            ports = [f"{b.get('HostIp') or '0.0.0.0'}:{b['HostPort']}->{inner}"
+                     for inner, bindings in sorted(((item.get("NetworkSettings") or {})
+                                                    .get("Ports") or {}).items())
+                     for b in bindings or [] if b.get("HostPort")]
+            found.append(Container(service=labels.get("com.docker.compose.service", ""),
+                                   name=item.get("Name", "").lstrip("/"),
+                                   state=(item.get("State") or {}).get("Status", "unknown"),
+                                   ports=ports))
+        return found
+
+    def compose_popen(self, project: str, compose_file: Path, *args: str,
+                      env: Mapping[str, str], **popen: object) -> subprocess.Popen:
+        """A compose command with its pipes open, so dumps stream instead of sitting in memory."""
+        command = [*self.compose_tool, "-p", project, "-f", str(compose_file), *args]
+        try:
+            return subprocess.Popen(command, env=dict(env), cwd=compose_file.parent, **popen)
+        except FileNotFoundError:
+            raise StackError(f"{command[0]} is not installed or not on PATH") from None
+
+    def image_size(self, image: str) -> int | None:
+        result = self.engine_cmd("image", "inspect", "--format", "{{.Size}}", image,
+                                 capture=True, check=False, quiet=True)
+        text = result.stdout.decode().strip()
+        return int(text) if result.returncode == 0 and text.isdigit() else None
+
+    def remove_image(self, image: str) -> None:
+        self.engine_cmd("rmi", image, capture=True, check=False, quiet=True)
+
+
+    # --- across engines and users -----------------------------------------------------------
+    def app_user_env(self, uid: int, gid: int) -> dict[str, str]:
+        """Compose variables that make the files the app writes in the bind mount the user's.
+
+        A rootful engine keeps numeric IDs, so the app runs as the user's own UID; never as
+        root: for the root user it stays the image's UID 1001.
+        """
+        if uid == 0:
+            return {"APP_USER": "1001:1001", "APP_USERNS": ""}
+        return {"APP_USER": f"{uid}:{gid}", "APP_USERNS": ""}
+
+    def owner_of_app_files(self, uid: int) -> int:
+        """The host UID that files written by the app end up with (see app_user_env)."""
+        return 1001 if uid == 0 else uid
+
+    def copy_image_from(self, other: Runtime, image: str) -> bool:
+        """Copy an image another engine already has (save | load): no rebuild, no registry."""
+        self.log(f"copying {image} from {other.describe()} to {self.describe()}")
+        save = subprocess.Popen([*other.engine, "save", image], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+        load = subprocess.run([*self.engine, "load"], stdin=save.stdout, capture_output=True)
+        save.stdout.close()
+        return save.wait() == 0 and load.returncode == 0 and self.image_exists(image)
+
+    def describe(self) -> str:
+        return self.name
+
 
 class Podman(Runtime):
+    rootless: bool = False
+
+    def check_working(self) -> None:
+        super().check_working()
+        result = self.engine_cmd("info", "--format", "{{.Host.Security.Rootless}}",
+                                 capture=True, check=False, quiet=True)
+        self.rootless = result.stdout.strip() == b"true"
+
+    def app_user_env(self, uid: int, gid: int) -> dict[str, str]:
+        if self.rootless:
+            # The user's own ID appears as the image's UID 1001 inside (podman >= 4.3).
+            return {"APP_USER": "1001:1001", "APP_USERNS": "keep-id:uid=1001,gid=1001"}
+        return super().app_user_env(uid, gid)
+
+    def owner_of_app_files(self, uid: int) -> int:
+        return uid if self.rootless else super().owner_of_app_files(uid)
+
+    def describe(self) -> str:
+        return "rootless podman" if self.rootless else "podman"
+
     def not_working_hint(self, reason: str) -> str:
         return (f"podman is installed but cannot run containers ({reason}); "
                 "see docs/troubleshooting.md#podman-does-not-start")
@@ -188,6 +290,14 @@ class Podman(Runtime):
 
 class Docker(Runtime):
     service_label_format = '{{.Label "com.docker.compose.service"}}'
+
+    def _build(self, options: list[str], context: Path, containerfile: Path) -> None:
+        """Docker ignores .containerignore: send it the context already filtered."""
+        from .context import context_tar
+
+        self.run([*self.engine, "build", "-f", containerfile.relative_to(context).as_posix(),
+                  *options, "-"], input=context_tar(context, containerfile),
+                 env={**os.environ, **self.build_env})
 
     def not_working_hint(self, reason: str) -> str:
         return (f"docker cannot reach its daemon ({reason}); start it "
@@ -199,30 +309,56 @@ def _podman(log: Log) -> Runtime | None:
     if not engine:
         return None
     compose = _which("podman-compose")
-    if not compose:
-        raise StackError("podman-compose is missing: `pip install podman-compose` "
-                         "(or run `python3 noxfile.py ...`, which installs it)")
-    return Podman("podman", [engine], [compose], log)
+    return Podman("podman", [engine], [compose] if compose else [], log)
+
+
+def _docker_can_buildkit(client: str) -> bool:
+    """BuildKit (cache and secret mounts) needs buildx, or a client older than 23 with
+    DOCKER_BUILDKIT=1; a newer client without buildx cannot build this Containerfile."""
+    if subprocess.run([client, "buildx", "version"], capture_output=True).returncode == 0:
+        return True
+    version = subprocess.run([client, "--version"], capture_output=True, text=True).stdout
+    match = re.search(r"version (\d+)\.", version)
+    return bool(match) and int(match.group(1)) < 23
 
 
 def _docker(log: Log) -> Runtime | None:
-    engine = _which("docker")
-    if not engine:
+    clients = list(dict.fromkeys(
+        os.path.realpath(path) for folder in os.environ.get("PATH", "").split(os.pathsep)
+        if os.access(path := os.path.join(folder, "docker"), os.X_OK)))
+    if not clients:
         return None
-    probe = subprocess.run([engine, "compose", "version"], capture_output=True)
-    if probe.returncode == 0:
+    engine = next((client for client in clients if _docker_can_buildkit(client)), None)
+    if engine is None:
+        raise StackError(f"the docker client ({clients[0]}) cannot build with BuildKit: install "
+                         "the buildx plugin (docker-buildx-plugin), then retry")
+    if subprocess.run([engine, "compose", "version"], capture_output=True).returncode == 0:
         compose = [engine, "compose"]
     elif _which("docker-compose"):
         compose = [_which("docker-compose")]  # legacy v1: still packaged by Debian 12
     else:
-        raise StackError("docker has no compose tool: install the compose plugin "
-                         "(docker-compose-plugin) or docker-compose")
-    # BuildKit is needed for cache and secret mounts; Engine < 23 does not default to it.
-    return Docker("docker", [engine], compose, log,
-                  {"DOCKER_BUILDKIT": "1", "COMPOSE_DOCKER_CLI_BUILD": "1"})
+        compose = []
+    # Engine < 23 builds with BuildKit only when asked to.
+    return Docker("docker", [engine], compose, log, {"DOCKER_BUILDKIT": "1"})
 
 
 FACTORIES: dict[str, Callable[[Log], Runtime | None]] = {"podman": _podman, "docker": _docker}
+MISSING_COMPOSE = {
+    "podman": "podman-compose is missing: `pip install podman-compose` (or run "
+              "`python3 noxfile.py ...`, which installs it)",
+    "docker": "docker has no compose tool: install the compose plugin (docker-compose-plugin) "
+              "or docker-compose",
+}
+
+
+def _working(name: str, log: Log) -> Runtime | None:
+    runtime = FACTORIES[name](log)
+    if runtime is None:
+        return None
+    if not runtime.compose_tool:
+        raise StackError(MISSING_COMPOSE[name])
+    runtime.check_working()
+    return runtime
 
 
 def detect(preferred: str | None = None, log: Log = print) -> Runtime:
@@ -231,26 +367,47 @@ def detect(preferred: str | None = None, log: Log = print) -> Runtime:
         if preferred not in FACTORIES:
             raise StackError(f"CONTAINER_RUNTIME={preferred!r} is not supported: "
                              f"use one of {', '.join(FACTORIES)}")
-        runtime = FACTORIES[preferred](log)
+        runtime = _working(preferred, log)
         if runtime is None:
             raise StackError(f"CONTAINER_RUNTIME={preferred} but {preferred} is not installed; "
                              "install it (see docs/runtimes.md) or choose another runtime")
-        runtime.check_working()
         return runtime
     problems = []
-    for name, factory in FACTORIES.items():
+    for name in FACTORIES:
         try:
-            runtime = factory(log)
-            if runtime is None:
-                continue
-            runtime.check_working()
-            return runtime
+            runtime = _working(name, log)
         except StackError as exc:
             problems.append(str(exc))
+            continue
+        if runtime is not None:
+            return runtime
     if problems:
         raise StackError("; ".join(problems))
     raise StackError("no container runtime found: install Podman or Docker "
                      "(see docs/runtimes.md), then retry")
+
+
+def other_engines(current: Runtime) -> list[Runtime]:
+    """Other engines this user can reach (to copy images from instead of rebuilding)."""
+    others = []
+    for name, factory in FACTORIES.items():
+        if name == current.name:
+            continue
+        try:
+            runtime = factory(current.log)
+            if runtime is not None:
+                runtime.check_working()
+                others.append(runtime)
+        except StackError:
+            continue
+    return others
+
+
+def invoking_user() -> tuple[int, int]:
+    """The developer's IDs: under sudo, the user who ran sudo rather than root."""
+    if os.getuid() == 0 and os.environ.get("SUDO_UID", "").isdigit():
+        return int(os.environ["SUDO_UID"]), int(os.environ.get("SUDO_GID", os.environ["SUDO_UID"]))
+    return os.getuid(), os.getgid()
 
 
 def ca_bundle_path(configured: str | None) -> str | None:

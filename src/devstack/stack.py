@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .config import PORT_VARIABLES, StackConfig
 from .errors import StackError
 from .images import ensure_app_image, ensure_base_images
-from .runtime import Runtime
+from .runtime import Runtime, invoking_user
 
 SERVICES = ("db", "redis", "app")
 
@@ -28,9 +28,16 @@ class Stack:
         return self.runtime.log
 
     # --- compose ------------------------------------------------------------------------
+    def compose_env(self) -> dict[str, str]:
+        """The configuration, plus the user mapping of this runtime unless set explicitly."""
+        mapping = self.runtime.app_user_env(*invoking_user())
+        explicit = self.config.origin  # set in .env or the environment: the user's choice
+        return {**self.config.compose_env(),
+                **{key: value for key, value in mapping.items() if key not in explicit}}
+
     def compose(self, *args: str, **kwargs):
         return self.runtime.compose(self.config.project, self.config.compose_file, *args,
-                                    env=self.config.compose_env(), **kwargs)
+                                    env=self.compose_env(), **kwargs)
 
     def exec(self, service: str, *command: str, **kwargs):
         return self.compose("exec", "-T", service, *command, **kwargs)
@@ -137,6 +144,20 @@ class Stack:
             "PostgreSQL": f"postgres://{user}:{password}@{host}:{self.config.port('db')}/{db}",
             "Redis": f"redis://{host}:{self.config.port('redis')}/0",
         }
+
+    # --- daily workflow ------------------------------------------------------------------
+    def require_running(self, *services: str) -> None:
+        """Fail with the fix when a service the command needs has no running container."""
+        stopped = [s for s in services if s not in self.runtime.running_services(self.config.project)]
+        if stopped:
+            raise StackError(f"the {', '.join(stopped)} service of stack {self.config.project} is "
+                             "not running: start the stack with `nox -s up` and retry")
+
+    def exec_stream(self, service: str, *command: str, **popen):
+        """`exec -T` with pipes (stdin/stdout/stderr as for subprocess.Popen): data streams."""
+        return self.runtime.compose_popen(self.config.project, self.config.compose_file, "exec",
+                                          "-T", service, *command, env=self.compose_env(),
+                                          **popen)
 
 
 def port_in_use(address: str, port: int) -> bool:

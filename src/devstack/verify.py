@@ -7,6 +7,7 @@ the developer's stack, data and working tree are never touched.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import socket
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from .config import PORT_VARIABLES, StackConfig
 from .errors import StackError
-from .runtime import Runtime
+from .runtime import Runtime, invoking_user
 from .stack import Stack
 
 COPIED = ("compose.yaml", "Containerfile", "pyproject.toml", "uv.lock", ".containerignore",
@@ -55,6 +56,17 @@ def copy_tree(source: Path, target: Path) -> None:
             shutil.copy2(path, target / name)
 
 
+def give_to_developer(workdir: Path, runtime: Runtime) -> None:
+    """As root (e.g. under sudo), make the copy look like the developer's own checkout."""
+    if os.getuid() != 0:
+        return
+    uid, gid = invoking_user()
+    owner = runtime.owner_of_app_files(uid)
+    group = gid if owner == uid else owner
+    for path in [workdir, *workdir.rglob("*")]:
+        os.lchown(path, owner, group)
+
+
 def http(method: str, url: str, body: dict | None = None) -> tuple[int | None, str]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method,
@@ -87,6 +99,7 @@ def verify(runtime: Runtime, source: StackConfig) -> Report:
     workdir = Path(tempfile.mkdtemp(prefix=f"djstack-verify-{suffix}-"))
     workdir.chmod(0o755)
     copy_tree(source.root, workdir)
+    give_to_developer(workdir, runtime)
     overrides = {"STACK_NAME": f"djstack-verify-{suffix}",
                  **{variable: str(free_port()) for variable in PORT_VARIABLES.values()},
                  "BIND_ADDRESS": "127.0.0.1"}
@@ -177,4 +190,20 @@ def _run_criteria(stack: Stack, workdir: Path) -> Report:
     report.add("4 data survives restart",
                f"note {note_id} and a redis key read back after down+up ({restart:.1f}s); "
                f"volumes {', '.join(stack.config.volume_names()[:2])} exist")
+    # 5. files the container writes into the source tree belong to the developer
+    before = set(migrations.iterdir())
+    stack.exec("app", "python3", "src/manage.py", "makemigrations", "notes", "--empty",
+               "--name", "ownership_probe", capture=True)
+    created = sorted(set(migrations.iterdir()) - before)
+    uid = invoking_user()[0]
+    expected = stack.runtime.owner_of_app_files(uid)
+    if not created:
+        raise fail(5, "files belong to you", "makemigrations created no file in the bind mount")
+    owner = created[0].stat().st_uid
+    if owner != expected:
+        raise fail(5, "files belong to you", f"{created[0].name} written by the container is "
+                   f"owned by UID {owner}, expected {expected} (you are {uid})")
+    report.add("5 files belong to you",
+               f"makemigrations wrote {created[0].name} owned by UID {owner} "
+               f"({stack.runtime.describe()}, you are UID {uid})")
     return report

@@ -46,7 +46,7 @@ def test_podman_without_podman_compose_says_what_to_install(tmp_path, monkeypatc
 
 def test_engine_that_cannot_run_containers_is_reported(tmp_path, monkeypatch):
     docker = tmp_path / "docker"
-    docker.write_text("#!/bin/sh\n[ \"$1\" = compose ] && exit 0\n"
+    docker.write_text("#!/bin/sh\ncase \"$1\" in compose|buildx) exit 0;; esac\n"
                       "echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock' >&2\n"
                       "exit 1\n")
     docker.chmod(0o755)
@@ -75,3 +75,13 @@ def test_port_taken_by_another_program_is_named_with_its_variable(tmp_path):
             stack.preflight()
     assert str(error.value).startswith(f"port {port} on 127.0.0.1 is already in use")
     assert "set DB_PORT=<free port> in .env" in str(error.value)
+
+
+def test_docker_client_without_buildkit_says_to_install_buildx(tmp_path, monkeypatch):
+    docker = tmp_path / "docker"
+    docker.write_text("#!/bin/sh\n[ \"$1\" = --version ] && echo 'Docker version 28.2.2, build x' && exit 0\n"
+                      "echo \"docker: unknown command: docker $1\" >&2; exit 1\n")
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(StackError, match=r"cannot build with BuildKit: install the buildx plugin"):
+        detect("docker")
