@@ -214,7 +214,7 @@ def verify(session: nox.Session) -> None:
     """Prove on an isolated copy: services healthy, code reload, migration, data survives restart."""
     with stack(session) as s:
         report = verify_stack(s.runtime, s.config)
-        session.log(f"verify passed on {s.runtime.name}:\n{report.table()}")
+        session.log(f"verify passed on {s.runtime.describe()}:\n{report.table()}")
 
 
 @nox.session(default=False)
