@@ -93,7 +93,7 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
 )
 
 def _redis_cache(url: str) -> dict:
-    if not url.startswith(("redis://", "rediss://", "unix://")):
+    if not url.startswith(("redis://", "rediss://")):
         raise ValueError("expected redis://host:port/db")
     return {
         "BACKEND": "django_redis.cache.RedisCache",

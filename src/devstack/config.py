@@ -61,7 +61,10 @@ def read_env_file(path: Path) -> dict[str, str]:
         key, value = match.groups()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
-        values[key] = value
+        else:
+            value = re.sub(r"\s+#.*$", "", value)  # `KEY=value  # comment`, as compose reads it
+        if value:  # `KEY=` means "use the default", as in .env.example
+            values[key] = value
     return values
 
 
@@ -81,7 +84,7 @@ def _check(values: Mapping[str, str], origin: Mapping[str, str]) -> None:
         raise fail("STACK_NAME", "lower-case letters, digits, - and _")
     if "DATABASE_URL" in values:
         url = urlsplit(values["DATABASE_URL"])
-        if url.scheme not in {"postgres", "postgresql"} or not url.hostname or not url.path.strip("/"):
+        if url.scheme not in {"postgres", "postgresql", "pgsql"} or not url.hostname or not url.path.strip("/"):
             raise fail("DATABASE_URL", "postgres://user:password@host:5432/name")
     if "REDIS_URL" in values and urlsplit(values["REDIS_URL"]).scheme not in {"redis", "rediss"}:
         raise fail("REDIS_URL", "redis://host:6379/0")

@@ -50,6 +50,9 @@ def ensure_base_images(runtime: Runtime, config: StackConfig) -> dict[str, str]:
                 continue
             runtime.log(f"could not pull {image}: no registry answers")
         elif image != STANDIN_IMAGES[variable]:
+            runtime.log(f"pulling {image} ...")
+            if runtime.pull(image):
+                continue
             raise StackError(f"{variable}={image} is not available to {runtime.name} and "
                              "cannot be pulled; build or pull it, or remove the line from .env")
         build_standin(runtime, variable)
@@ -140,8 +143,8 @@ def record_standins(config: StackConfig, changes: dict[str, str]) -> None:
     partial.replace(path)  # atomic: never a half-written .env
 
 
-def app_inputs_digest(root: Path) -> str:
-    digest = hashlib.sha256()
+def app_inputs_digest(root: Path, python_image: str) -> str:
+    digest = hashlib.sha256(python_image.encode())
     for name in APP_INPUTS:
         digest.update(name.encode() + b"\0" + (root / name).read_bytes())
     return digest.hexdigest()[:16]
@@ -151,7 +154,7 @@ def ensure_app_image(runtime: Runtime, config: StackConfig, *, force: bool = Fal
                      target: str = "dev", tag: str | None = None) -> None:
     """Build the app image when it is missing or its dependency inputs changed."""
     tag = tag or config.values["APP_IMAGE"]
-    digest = app_inputs_digest(config.root)
+    digest = app_inputs_digest(config.root, config.values["PYTHON_IMAGE"])
     if not force and (runtime.image_label(tag, APP_INPUTS_LABEL) == digest
                       or copy_from_other_engine(runtime, tag, APP_INPUTS_LABEL, digest)):
         return

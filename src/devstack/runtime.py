@@ -12,7 +12,9 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -233,6 +235,35 @@ class Runtime:
     def remove_image(self, image: str) -> None:
         self.engine_cmd("rmi", image, capture=True, check=False, quiet=True)
 
+    @contextmanager
+    def cold_builds(self) -> Iterator[str]:
+        """Builds inside reuse no layer (`--no-cache`): what a first build costs (bench).
+        Yields what still is warm. BuildKit's cache mounts (the package downloads) are shared
+        with every other project on the machine, so they are left alone."""
+        cached = self._build
+        self._build = lambda options, *where: cached(["--no-cache", *options], *where)
+        try:
+            yield "the package download cache (BuildKit cache mounts)"
+        finally:
+            del self._build  # the class's method again
+
+
+    def image_id(self, image: str) -> str | None:
+        result = self.engine_cmd("image", "inspect", "--format", "{{.Id}}", image,
+                                 capture=True, check=False, quiet=True)
+        return result.stdout.decode().strip().removeprefix("sha256:") or None
+
+    def service_image_id(self, project: str, service: str) -> str | None:
+        """The image ID the service's container was created from (None: no container)."""
+        found = self.engine_cmd(
+            "ps", "-a", "--filter", f"label=com.docker.compose.project={project}",
+            "--filter", f"label=com.docker.compose.service={service}", "--format", "{{.ID}}",
+            capture=True, check=False, quiet=True).stdout.decode().split()
+        if not found:
+            return None
+        result = self.engine_cmd("inspect", "--format", "{{.Image}}", found[0], capture=True,
+                                 check=False, quiet=True)
+        return result.stdout.decode().strip().removeprefix("sha256:") or None
 
     # --- across engines and users -----------------------------------------------------------
     def app_user_env(self, uid: int, gid: int) -> dict[str, str]:
@@ -282,6 +313,18 @@ class Podman(Runtime):
 
     def describe(self) -> str:
         return "rootless podman" if self.rootless else "podman"
+
+    @contextmanager
+    def cold_builds(self) -> Iterator[str]:
+        """No layer cache and empty cache mounts too: buildah keeps them under $TMPDIR, so a
+        fresh TMPDIR makes the build download every package again, as on a new machine."""
+        with tempfile.TemporaryDirectory(prefix="djstack-cold-build-") as empty, \
+                super().cold_builds():
+            self.build_env["TMPDIR"] = empty
+            try:
+                yield "nothing (no layers, empty download cache)"
+            finally:
+                self.build_env.pop("TMPDIR", None)
 
     def not_working_hint(self, reason: str) -> str:
         return (f"podman is installed but cannot run containers ({reason}); "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import os
+import re
 import json
 import socket
 import time
@@ -65,9 +67,21 @@ class Stack:
         started = time.monotonic()
         self.preflight()
         self.build()
+        if os.getuid() == 0 and "SUDO_UID" not in os.environ:
+            self.log("note: as plain root, the app still runs as UID 1001 (never root) and cannot "
+                     "write into a root-owned source tree; run as your user or with sudo")
         self.compose("up", "-d", capture=True)
+        self.recreate_if_stale("app")
         self.wait_ready(timeout=float(self.config.values["UP_TIMEOUT"]))
         return time.monotonic() - started
+
+    def recreate_if_stale(self, service: str) -> None:
+        """After a rebuild the tag moves on, but compose keeps the old container: replace it."""
+        current = self.runtime.image_id(self.config.values["APP_IMAGE"])
+        running = self.runtime.service_image_id(self.config.project, service)
+        if current and running and running != current:
+            self.log(f"{service} runs an older image: recreating it")
+            self.compose("up", "-d", "--force-recreate", "--no-deps", service, capture=True)
 
     def down(self) -> None:
         self.compose("down", capture=True)
@@ -129,7 +143,7 @@ class Stack:
         logs = self.compose("logs", "--tail", "5", service, capture=True, check=False, quiet=True)
         lines = [line for line in (logs.stdout + logs.stderr).decode(errors="replace").splitlines()
                  if line.strip()]
-        last = lines[-1].strip() if lines else "no output"
+        last = re.sub(r"\x1b\[[0-9;]*m", "", lines[-1]).strip() if lines else "no output"
         return (f"the {service} container stopped while starting (last log line: {last}); "
                 f"see `nox -s logs -- {service}`")
 

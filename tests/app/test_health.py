@@ -78,3 +78,9 @@ def test_docs_page_serves_its_assets_locally(client):
     html = page.content.decode()
     assert "https://" not in html and "http://" not in html  # no CDN: works offline
     assert "swagger-ui-bundle.js" in html
+
+
+def test_front_door_links_to_everything(client):
+    links = client.get("/").json()
+    for name in ("health", "docs", "schema", "notes", "admin"):
+        assert client.get(links[name].replace("http://testserver", "")).status_code in {200, 302}
