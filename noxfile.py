@@ -24,9 +24,11 @@ from contextlib import contextmanager  # noqa: E402
 
 import nox  # noqa: E402
 
+from devstack import bench as benchmarks  # noqa: E402
 from devstack import snapshots, workflow  # noqa: E402
 from devstack.config import StackConfig  # noqa: E402
 from devstack.errors import StackError  # noqa: E402
+from devstack.production import ProdStack  # noqa: E402
 from devstack.runtime import detect  # noqa: E402
 from devstack.stack import Stack  # noqa: E402
 from devstack.verify import verify as verify_stack  # noqa: E402
@@ -86,8 +88,8 @@ def restart(session: nox.Session) -> None:
 def status(session: nox.Session) -> None:
     """Show each service: container state, health (probed), published ports, URL."""
     with stack(session) as s:
-        rows = workflow.status(s)
-        print(f"stack {s.config.project} on {s.runtime.name}:\n{workflow.status_table(rows)}", flush=True)
+        table = workflow.status_table(workflow.status(s))
+        print(f"stack {s.config.project} on {s.runtime.name}:\n{table}", flush=True)
 
 
 @nox.session(venv_backend="none")
@@ -165,8 +167,8 @@ def list_snapshots(session: nox.Session) -> None:
     """List the database snapshots: name, date, size."""
     with stack(session) as s:
         found = snapshots.list_snapshots(s.config)
-        where = snapshots.snapshot_dir(s.config)
-        print(snapshots.snapshots_table(found) if found else f"no snapshots in {where} yet", flush=True)
+        empty = f"no snapshots in {snapshots.snapshot_dir(s.config)} yet"
+        print(snapshots.snapshots_table(found) if found else empty, flush=True)
 
 
 @nox.session(venv_backend="none")
@@ -200,6 +202,19 @@ def db_import(session: nox.Session) -> None:
         session.log(f"imported {args[0]}" if done else "not imported: the database is unchanged")
 
 
+@nox.session(venv_backend="none", default=False)
+def prod(session: nox.Session) -> None:
+    """Run the prod image hardened, with PostgreSQL and Redis, migrated (`-- down` stops it)."""
+    with stack(session) as s:
+        production = ProdStack.for_checkout(s.runtime, s.config)
+        if session.posargs[:1] == ["down"]:
+            return production.down()
+        seconds = production.up()
+        session.log(f"production-like stack {production.config.project} is up ({seconds:.1f}s):")
+        for name, url in production.urls().items():
+            session.log(f"  {name:<9} {url}")
+
+
 @nox.session(venv_backend="none", requires=["up"])
 def tests(session: nox.Session) -> None:
     """Run the Django tests in the app container against the stack's PostgreSQL and Redis."""
@@ -230,3 +245,13 @@ def tooling(session: nox.Session) -> None:
 def check(session: nox.Session) -> None:
     """Everything CI runs: the Django tests, the tooling tests and verify."""
     session.log("all checks passed")
+
+
+@nox.session(venv_backend="none", default=False)
+def bench(session: nox.Session) -> None:
+    """Measure up, down, reload and rebuilds on an isolated copy; write docs/benchmarks.md."""
+    with stack(session) as s:
+        options = benchmarks.parse_args(session.posargs)
+        results = benchmarks.bench(s.runtime, s.config, **options)
+        benchmarks.write_report(results, s.runtime, ROOT / "docs" / "benchmarks.md", **options)
+        print(results.table(), flush=True)

@@ -1,13 +1,13 @@
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from .openapi import build_schema
 from .selectors import services_health
 
 
-@require_GET
+@require_safe
 def index(request: HttpRequest) -> JsonResponse:
     """The API's front door: where everything is."""
     return JsonResponse({
@@ -21,7 +21,7 @@ def index(request: HttpRequest) -> JsonResponse:
 
 
 @never_cache
-@require_GET
+@require_safe
 def health(request: HttpRequest) -> JsonResponse:
     """200 when the database and the cache both answer; 503 naming what failed."""
     states = services_health()
@@ -35,12 +35,12 @@ def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=503 if failed else 200)
 
 
-@require_GET
+@require_safe
 def openapi_schema(request: HttpRequest) -> JsonResponse:
     return JsonResponse(build_schema(server_url=request.build_absolute_uri("/")))
 
 
-@require_GET
+@require_safe
 def api_docs(request: HttpRequest):
     """Swagger UI, its assets served by the app itself so the page works offline."""
     return render(request, "core/docs.html", {"schema_url": "/api/v1/schema/"})

@@ -28,6 +28,8 @@ DEFAULTS: dict[str, str] = {
     "POSTGRES_PASSWORD": "app",
     "POSTGRES_DB": "app",
     "APP_IMAGE": "localhost/djstack-app:dev",
+    "PROD_IMAGE": "localhost/djstack-app:prod",
+    "PROD_PORT": "8001",
     "UP_TIMEOUT": "180",
     **OFFICIAL_IMAGES,
 }
@@ -41,6 +43,7 @@ KNOWN_KEYS = set(DEFAULTS) | OPTIONAL_KEYS
 
 # Published ports by service, and the variable that moves each one.
 PORT_VARIABLES = {"app": "APP_PORT", "db": "DB_PORT", "redis": "REDIS_PORT"}
+PROD_PORT_VARIABLES = {"web": "PROD_PORT"}
 
 _BOOLEANS = {"1", "0", "true", "false", "yes", "no", "on", "off"}
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
@@ -73,7 +76,7 @@ def _check(values: Mapping[str, str], origin: Mapping[str, str]) -> None:
         return StackError(f"{key}={values[key]!r} (from {origin.get(key, 'defaults')}) "
                           f"is not valid: expected {expected}")
 
-    for key in PORT_VARIABLES.values():
+    for key in [*PORT_VARIABLES.values(), *PROD_PORT_VARIABLES.values()]:
         if not values[key].isdigit() or not 1 <= int(values[key]) <= 65535:
             raise fail(key, "a port number from 1 to 65535")
     try:

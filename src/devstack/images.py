@@ -4,12 +4,15 @@ archive when none does (keeping the official images' contract; see standins/).""
 from __future__ import annotations
 
 import hashlib
+import re
+import subprocess
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from .config import OFFICIAL_IMAGES, StackConfig
+from .context import context_files
 from .errors import StackError
 from .runtime import Runtime, ca_bundle_path, other_engines
 
@@ -143,23 +146,60 @@ def record_standins(config: StackConfig, changes: dict[str, str]) -> None:
     partial.replace(path)  # atomic: never a half-written .env
 
 
-def app_inputs_digest(root: Path, python_image: str) -> str:
+def inputs_digest(root: Path, python_image: str, files: list[str]) -> str:
     digest = hashlib.sha256(python_image.encode())
-    for name in APP_INPUTS:
+    for name in sorted(set(files)):
         digest.update(name.encode() + b"\0" + (root / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
-def ensure_app_image(runtime: Runtime, config: StackConfig, *, force: bool = False,
-                     target: str = "dev", tag: str | None = None) -> None:
-    """Build the app image when it is missing or its dependency inputs changed."""
-    tag = tag or config.values["APP_IMAGE"]
-    digest = app_inputs_digest(config.root, config.values["PYTHON_IMAGE"])
+def _ensure_image(runtime: Runtime, config: StackConfig, *, tag: str, target: str,
+                  inputs: list[str], build_args: dict[str, str], force: bool) -> bool:
+    """Build unless an image with the same inputs exists here or in another engine."""
+    digest = inputs_digest(config.root, config.values["PYTHON_IMAGE"], inputs)
     if not force and (runtime.image_label(tag, APP_INPUTS_LABEL) == digest
                       or copy_from_other_engine(runtime, tag, APP_INPUTS_LABEL, digest)):
-        return
+        return False
     runtime.build(context=config.root, containerfile=config.root / "Containerfile", tag=tag,
-                  target=target, build_args={"PYTHON_IMAGE": config.values["PYTHON_IMAGE"]},
+                  target=target,
+                  build_args={"PYTHON_IMAGE": config.values["PYTHON_IMAGE"], **build_args},
                   labels={APP_INPUTS_LABEL: digest},
                   ca_bundle=ca_bundle_path(config.values.get("CA_BUNDLE")))
+    return True
 
+
+def ensure_app_image(runtime: Runtime, config: StackConfig, *, force: bool = False,
+                     target: str = "dev", tag: str | None = None) -> bool:
+    """The dev image: rebuilt only when its dependency inputs change (the source is mounted)."""
+    if target == "prod":
+        return ensure_prod_image(runtime, config, force=force, tag=tag)
+    return _ensure_image(runtime, config, tag=tag or config.values["APP_IMAGE"], target=target,
+                         inputs=list(APP_INPUTS), build_args={}, force=force)
+
+
+def ensure_prod_image(runtime: Runtime, config: StackConfig, *, force: bool = False,
+                      tag: str | None = None) -> bool:
+    """The prod image: the source is baked in, so every file of the build context counts."""
+    root = config.root
+    files = context_files(root, root / ".containerignore")
+    runtime.log(f"build context: {len(files)} files, "
+                f"{sum((root / f).stat().st_size for f in files) / 1024:.0f} KiB")
+    return _ensure_image(runtime, config, tag=tag or config.values["PROD_IMAGE"], target="prod",
+                         inputs=[*files, *APP_INPUTS], build_args=oci_build_args(root),
+                         force=force)
+
+
+def oci_build_args(root: Path) -> dict[str, str]:
+    """Values for the OCI labels of the prod image (see the Containerfile's prod stage)."""
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    version = re.search(r'^version\s*=\s*"([^"]+)"', (root / "pyproject.toml").read_text(), re.M)
+    return {
+        "VERSION": version.group(1) if version else "0.0.0",
+        "REVISION": git("rev-parse", "HEAD") or "unknown",
+        # The commit's time, not now: the same commit gives the same labels and layers.
+        "CREATED": git("log", "-1", "--format=%cI") or "unknown",
+        "SOURCE": git("remote", "get-url", "origin") or "unknown",
+    }

@@ -253,6 +253,16 @@ class Runtime:
                                  capture=True, check=False, quiet=True)
         return result.stdout.decode().strip().removeprefix("sha256:") or None
 
+    def added_bytes(self, image: str, base: str) -> int:
+        """Bytes the image's own layers add on top of its base (from both histories)."""
+        def sizes(name: str) -> list[int]:
+            result = self.engine_cmd("history", "-H=false", "--format", "{{.Size}}", name,
+                                     capture=True, quiet=True)
+            return [_bytes(line) for line in result.stdout.decode().splitlines() if line.strip()]
+
+        own, inherited = sizes(image), sizes(base)
+        return sum(own[: len(own) - len(inherited)])  # newest first: the rows above the base
+
     def service_image_id(self, project: str, service: str) -> str | None:
         """The image ID the service's container was created from (None: no container)."""
         found = self.engine_cmd(
@@ -451,6 +461,13 @@ def invoking_user() -> tuple[int, int]:
     if os.getuid() == 0 and os.environ.get("SUDO_UID", "").isdigit():
         return int(os.environ["SUDO_UID"]), int(os.environ.get("SUDO_GID", os.environ["SUDO_UID"]))
     return os.getuid(), os.getgid()
+
+
+def _bytes(text: str) -> int:
+    """A history size: raw bytes (docker -H=false) or "59.3 MB" (podman always prints units)."""
+    number, _, unit = text.strip().partition(" ")
+    scale = {"": 1, "B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
+    return int(float(number) * scale)
 
 
 def ca_bundle_path(configured: str | None) -> str | None:

@@ -25,6 +25,17 @@ class Stack:
     runtime: Runtime
     config: StackConfig
 
+    # What this stack runs; the production-like stack (production.py) changes these.
+    services = SERVICES
+    http_service = "app"
+    port_variables = PORT_VARIABLES
+    image_variable = "APP_IMAGE"
+
+    @property
+    def app_url(self) -> str:
+        variable = self.port_variables[self.http_service]
+        return f"http://{self.config.host}:{self.config.values[variable]}"
+
     @property
     def log(self):
         return self.runtime.log
@@ -48,10 +59,10 @@ class Stack:
     def preflight(self) -> None:
         """Fail before starting anything if a published port is taken by someone else."""
         running = self.runtime.running_services(self.config.project)
-        for service, variable in PORT_VARIABLES.items():
+        for service, variable in self.port_variables.items():
             if service in running:
                 continue  # our own container holds it
-            port = self.config.port(service)
+            port = int(self.config.values[variable])
             if port_in_use(self.config.values["BIND_ADDRESS"], port):
                 raise StackError(
                     f"port {port} on {self.config.values['BIND_ADDRESS']} is already in use, so "
@@ -77,7 +88,7 @@ class Stack:
 
     def recreate_if_stale(self, service: str) -> None:
         """After a rebuild the tag moves on, but compose keeps the old container: replace it."""
-        current = self.runtime.image_id(self.config.values["APP_IMAGE"])
+        current = self.runtime.image_id(self.config.values[self.image_variable])
         running = self.runtime.service_image_id(self.config.project, service)
         if current and running and running != current:
             self.log(f"{service} runs an older image: recreating it")
@@ -106,17 +117,17 @@ class Stack:
 
     def health(self) -> tuple[int | None, str]:
         try:
-            with urllib.request.urlopen(f"{self.config.app_url}/api/v1/health/", timeout=5) as r:
+            with urllib.request.urlopen(f"{self.app_url}/api/v1/health/", timeout=5) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode(errors="replace")
         except (OSError, ValueError) as exc:
             return None, f"({exc})"
 
-    def wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float, services: tuple[str, ...] | None = None) -> None:
         deadline = time.monotonic() + timeout
         started = time.monotonic()
-        pending = list(SERVICES)
+        pending = list(services or self.services)
         seen: dict[str, str] = {}
         while pending:
             running = self.runtime.running_services(self.config.project)
@@ -151,10 +162,10 @@ class Stack:
         host, values = self.config.host, self.config.values
         user, password, db = values["POSTGRES_USER"], values["POSTGRES_PASSWORD"], values["POSTGRES_DB"]
         return {
-            "App": f"{self.config.app_url}/",
-            "Health": f"{self.config.app_url}/api/v1/health/",
-            "API docs": f"{self.config.app_url}/api/v1/docs/",
-            "Admin": f"{self.config.app_url}/admin/",
+            "App": f"{self.app_url}/",
+            "Health": f"{self.app_url}/api/v1/health/",
+            "API docs": f"{self.app_url}/api/v1/docs/",
+            "Admin": f"{self.app_url}/admin/",
             "PostgreSQL": f"postgres://{user}:{password}@{host}:{self.config.port('db')}/{db}",
             "Redis": f"redis://{host}:{self.config.port('redis')}/0",
         }
