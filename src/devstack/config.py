@@ -38,7 +38,8 @@ DEFAULTS: dict[str, str] = {
 OPTIONAL_KEYS = {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS",
                  "MIGRATE_ON_START", "DB_WAIT_TIMEOUT", "LOG_LEVEL", "WATCHFILES_FORCE_POLLING",
                  "DJANGO_SETTINGS_MODULE", "CONTAINER_RUNTIME", "CA_BUNDLE",
-                 "SNAPSHOT_DIR"}
+                 "SNAPSHOT_DIR", "APP_USER", "APP_USERNS", "PROD_SECRET_KEY",
+                 "PROD_SSL_REDIRECT", "PROD_MEMORY", "PROD_CPUS", "WEB_CONCURRENCY"}
 KNOWN_KEYS = set(DEFAULTS) | OPTIONAL_KEYS
 
 # Published ports by service, and the variable that moves each one.

@@ -67,3 +67,10 @@ def _write(tmp_path, text):
     path = tmp_path / ".env"
     path.write_text(text)
     return path
+
+
+@pytest.mark.parametrize("key", ["APP_USER", "APP_USERNS", "PROD_SECRET_KEY", "WEB_CONCURRENCY"])
+def test_variables_exported_in_the_shell_beat_env_file(tmp_path, key):
+    config = load(tmp_path, f"{key}=from-file\n", environ={key: "from-shell"})
+    assert config.values[key] == "from-shell"
+    assert config.origin[key] == "the environment"
