@@ -104,7 +104,7 @@ def snapshots_table(snapshots: Sequence[Snapshot]) -> str:
 def take(stack: Stack, name: str | None = None) -> Snapshot:
     """pg_dump (custom format) of the running database into SNAPSHOT_DIR/<name>.pgdump."""
     config, values = stack.config, stack.config.values
-    created = datetime.now().astimezone().replace(microsecond=0)
+    created = datetime.now().astimezone()
     name = name or created.strftime("%Y%m%d-%H%M%S")
     if not NAME.fullmatch(name):
         raise StackError(f"snapshot name {name!r} is not valid: use letters, digits, '.', '_' "
@@ -120,7 +120,8 @@ def take(stack: Stack, name: str | None = None) -> Snapshot:
                   "--format=custom"], path)
     path.with_suffix(".json").write_text(json.dumps({
         "name": name, "created": created.isoformat(), "database": values["POSTGRES_DB"],
-        "stack": config.project, "format": "pg_dump custom (pg_restore reads it)"}, indent=2) + "\n")
+        "stack": config.project, "format": "pg_dump custom (pg_restore reads it)",
+    }, indent=2) + "\n")
     return find(config, name)
 
 
@@ -248,16 +249,18 @@ def _replace_database(stack: Stack, load: Callable[[str], None]) -> None:
     try:
         load(fresh)
     except BaseException:
-        psql(stack, f"DROP DATABASE IF EXISTS {db_fresh};", database=maintenance, check=False)
+        psql(stack, f"DROP DATABASE IF EXISTS {db_fresh} WITH (FORCE);", database=maintenance,
+             check=False)
         raise
     others = f"datname = {_literal(database)} AND pid <> pg_backend_pid()"
     swap = psql(stack, f"""
         ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false;
         SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE {others};
         DO $swap$ BEGIN
-          FOR i IN 1..200 LOOP
+          FOR i IN 1..500 LOOP
             EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE {others});
-            PERFORM pg_sleep(0.05);
+            PERFORM pg_sleep(0.02);
+            PERFORM pg_stat_clear_snapshot();  -- else the view stays as it was at the start
           END LOOP;
         END $swap$;
         BEGIN;
@@ -266,14 +269,16 @@ def _replace_database(stack: Stack, load: Callable[[str], None]) -> None:
         COMMIT;""", database=maintenance, check=False)
     if swap.returncode != 0:
         psql(stack, f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true;\n"
-                    f"DROP DATABASE IF EXISTS {db_fresh};", database=maintenance, check=False)
+                    f"DROP DATABASE IF EXISTS {db_fresh} WITH (FORCE);",
+             database=maintenance, check=False)
         raise StackError(f"swapping in the restored database failed "
                          f"({_first_error(swap.stderr.decode(errors='replace'))}); "
                          f"database {database!r} is unchanged")
     closed = swap.stdout.decode().split()
     if closed and closed[0] not in ("", "0"):
         stack.log(f"closed {closed[0]} connection(s) to {database!r}; the app reconnects by itself")
-    dropped = psql(stack, f"DROP DATABASE {db_old};", database=maintenance, check=False)
+    dropped = psql(stack, f"DROP DATABASE {db_old} WITH (FORCE);", database=maintenance,
+                   check=False)
     if dropped.returncode != 0:
         stack.log(f"WARNING: the replaced database is left over as {old!r}: drop it with "
                   f"`nox -s dbshell -- -d postgres -c 'DROP DATABASE \"{old}\"'`")

@@ -63,10 +63,12 @@ def check_services(names: Sequence[str]) -> list[str]:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    columns = zip(headers, *rows, strict=True)
+    widths = [max(len(str(cell)) for cell in column) for column in columns]
     lines = [headers, ["-" * width for width in widths], *rows]
-    return "\n".join("  ".join(f"{cell!s:<{w}}" for cell, w in zip(line, widths)).rstrip()
-                     for line in lines)
+    return "\n".join(
+        "  ".join(f"{cell!s:<{w}}" for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines)
 
 
 # --- logs and status ---------------------------------------------------------------------
@@ -120,7 +122,7 @@ def status(stack: Stack) -> list[ServiceStatus]:
     url_of = {"app": urls["App"], "db": urls["PostgreSQL"], "redis": urls["Redis"]}
     running = [s for s in SERVICES if s in containers and containers[s].state == "running"]
     with ThreadPoolExecutor(max_workers=len(SERVICES)) as pool:  # probes in parallel
-        probes = dict(zip(running, pool.map(stack.service_ready, running)))
+        probes = dict(zip(running, pool.map(stack.service_ready, running), strict=True))
     rows = []
     for service in SERVICES:
         container = containers.get(service)
@@ -201,7 +203,8 @@ def createsuperuser(stack: Stack, args: Sequence[str]) -> None:
 
 
 # --- clean -------------------------------------------------------------------------------
-def clean(stack: Stack, *, yes: bool, confirm: Confirm | None, kept_elsewhere: str = "") -> list[str]:
+def clean(stack: Stack, *, yes: bool, confirm: Confirm | None,
+          kept_elsewhere: str = "") -> list[str]:
     """Remove the containers; delete the volumes only after `--yes` or a yes at the prompt.
 
     Returns the volumes deleted (none when the answer was not yes).
@@ -216,7 +219,8 @@ def clean(stack: Stack, *, yes: bool, confirm: Confirm | None, kept_elsewhere: s
     log("the stack's data is in these volumes:")
     for name in volumes:
         log(f"  {name}")
-    if not yes and not (confirm and confirm(f"Delete these {len(volumes)} volumes and their data?")):
+    question = f"Delete these {len(volumes)} volumes and their data?"
+    if not yes and not (confirm and confirm(question)):
         why = "" if confirm else " (no terminal to ask on)"
         log(f"volumes kept{why}: `nox -s clean -- --yes` deletes them")
         return []

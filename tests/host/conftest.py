@@ -5,3 +5,54 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
+
+
+import os  # noqa: E402
+import secrets  # noqa: E402
+
+import pytest  # noqa: E402
+
+from devstack.config import PORT_VARIABLES, StackConfig  # noqa: E402
+from devstack.runtime import detect  # noqa: E402
+from devstack.stack import Stack  # noqa: E402
+from devstack.verify import free_port  # noqa: E402
+
+IMAGE_VARIABLES = ("APP_IMAGE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE")
+
+
+@pytest.fixture(scope="module")
+def isolated_stack(request, tmp_path_factory):
+    """A real stack of its own for one test module: its own name, volumes, free ports and
+    snapshot directory, started from the checkout's images and removed afterwards, volumes
+    included. Never the developer's stack."""
+    source = StackConfig.load(ROOT)
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    overrides = {"STACK_NAME": f"djstack-wf-{module}-{secrets.token_hex(3)}",
+                 "BIND_ADDRESS": "127.0.0.1",
+                 "SNAPSHOT_DIR": str(tmp_path_factory.mktemp("snapshots")),
+                 **{variable: str(free_port()) for variable in PORT_VARIABLES.values()},
+                 **{variable: source.values[variable] for variable in IMAGE_VARIABLES}}
+    config = StackConfig.load(ROOT, overrides=overrides)
+    stack = Stack(detect(os.environ.get("CONTAINER_RUNTIME")), config)
+    if not stack.runtime.image_exists(config.values["APP_IMAGE"]):
+        stack.build()  # built once for the checkout, reused by every later stack
+    try:
+        start(stack)
+        yield stack
+    finally:
+        stack.compose("down", capture=True, check=False, quiet=True)
+        stack.runtime.remove_volumes(config.volume_names())
+
+
+def start(stack: Stack) -> None:
+    """Start the stack's containers from existing images and wait until every service answers."""
+    stack.preflight()
+    stack.compose("up", "-d", capture=True, quiet=True)
+    stack.wait_ready(timeout=180)
+
+
+def session_env(stack: Stack) -> dict[str, str]:
+    """The environment that points `nox -s ...` at this stack instead of the developer's."""
+    keys = ("STACK_NAME", "BIND_ADDRESS", "SNAPSHOT_DIR", *PORT_VARIABLES.values(),
+            *IMAGE_VARIABLES)
+    return {**os.environ, **{key: stack.config.values[key] for key in keys}}

@@ -1,0 +1,407 @@
+"""`nox -s bench`: measure the inner loop on this machine; print a table, write docs/benchmarks.md.
+
+Everything runs on a copy of the checkout with its own stack (djstack-wf-bench-*), volumes,
+free ports and image tags (localhost/djstack-wf-bench-app:*), so the developer's stack and the
+shared app image are never touched; the copy, the stack, its volumes and the tags are removed
+at the end. Timings are wall-clock, as the developer sees them: `up` and `down` are the Nox
+sessions run as commands.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .config import PORT_VARIABLES, StackConfig
+from .errors import StackError
+from .images import ensure_app_image
+from .runtime import Runtime
+from .stack import Stack
+from .verify import copy_tree, free_port, http
+
+BENCH_TAG = "localhost/djstack-wf-bench-app"
+PROBE_ROUTE = "__bench__/"
+
+
+@dataclass
+class Row:
+    name: str
+    samples: list[float]
+    target: str = ""
+    met: bool | None = None
+    unit: str = "s"
+
+    def cells(self) -> list[str]:
+        if not self.samples:
+            return [self.name, "0", "-", "-", "-", self.target or "-", "not measured"]
+        fmt = (lambda v: f"{v:.2f}") if self.unit == "s" else (lambda v: f"{v:.2f}{self.unit}")
+        verdict = "-" if self.met is None else ("met" if self.met else "MISSED")
+        return [self.name, str(len(self.samples)), fmt(min(self.samples)),
+                fmt(statistics.median(self.samples)), fmt(max(self.samples)),
+                self.target or "-", verdict]
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    sizes: list[tuple[str, str, int | None]] = field(default_factory=list)
+    cold_build_keeps: str = "?"
+
+    def add(self, name: str, samples: list[float], target: str = "",
+            ok: Callable[[float], bool] | None = None, unit: str = "s") -> Row:
+        met = ok(statistics.median(samples)) if ok and samples else None
+        row = Row(name, samples, target, met, unit)
+        self.rows.append(row)
+        return row
+
+    def median(self, name: str) -> float:
+        row = next((r for r in self.rows if r.name == name), None)
+        return statistics.median(row.samples) if row and row.samples else math.nan
+
+    def table(self) -> str:
+        from .workflow import table
+
+        timing = table(("measurement", "runs", "min", "median", "max", "target", "result"),
+                       [row.cells() for row in self.rows])
+        sizes = table(("image", "tag", "size"),
+                      [(what, tag, f"{size / 1e6:.0f} MB" if size else "?")
+                       for what, tag, size in self.sizes])
+        return f"{timing}\n\n{sizes}"
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    """Nearest-rank percentile (p95 of 20 samples is the 19th smallest)."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.monotonic()
+    action()
+    return time.monotonic() - started
+
+
+# --- the benchmark -------------------------------------------------------------------------
+def bench(runtime: Runtime, source: StackConfig, *, runs: int = 5, build_runs: int = 2,
+          edits: int = 24) -> Results:
+    suffix = secrets.token_hex(3)
+    workdir = Path(tempfile.mkdtemp(prefix=f"djstack-wf-bench-{suffix}-"))
+    workdir.chmod(0o755)
+    copy_tree(source.root, workdir)
+    shutil.copy2(source.root / "noxfile.py", workdir / "noxfile.py")
+    overrides = {"STACK_NAME": f"djstack-wf-bench-{suffix}", "BIND_ADDRESS": "127.0.0.1",
+                 "APP_IMAGE": f"{BENCH_TAG}:dev",
+                 **{variable: str(free_port()) for variable in PORT_VARIABLES.values()},
+                 **{v: source.values[v] for v in ("PYTHON_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE")}}
+    if "CONTAINER_RUNTIME" not in source.values:
+        overrides["CONTAINER_RUNTIME"] = runtime.name  # the sessions must use the same engine
+    config = StackConfig.load(workdir, overrides=overrides)
+    bench_run = Bench(runtime, config, {**os.environ, **overrides}, runs, build_runs, edits)
+    runtime.log(f"bench: isolated stack {config.project} in {workdir}, image {BENCH_TAG}:*")
+    try:
+        return bench_run.run()
+    finally:
+        runtime.log(f"bench: removing {config.project}, its volumes and the {BENCH_TAG} tags")
+        bench_run.stack.compose("down", capture=True, check=False, quiet=True)
+        runtime.remove_volumes(config.volume_names())
+        bench_run.remove_bare_postgres()
+        for target in ("dev", "prod"):
+            runtime.remove_image(f"{BENCH_TAG}:{target}")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass
+class Bench:
+    runtime: Runtime
+    config: StackConfig
+    env: dict[str, str]
+    runs: int
+    build_runs: int
+    edits: int
+    results: Results = field(default_factory=Results)
+
+    def __post_init__(self) -> None:
+        self.stack = Stack(self.runtime, self.config)
+        self.log = self.runtime.log
+        self.bare = f"{self.config.project}-bare-postgres"
+
+    # --- steps ------------------------------------------------------------------------------
+    def run(self) -> Results:
+        r = self.results
+        # Cold up: nothing built, no volumes; the cold build plus the first `up`.
+        cold_build, cold_up = [], []
+        for _ in range(self.build_runs):
+            self.fresh_volumes()
+            cold_build.append(self.build(cold=True))
+            cold_up.append(cold_build[-1] + self.session("up"))
+        warm_up, down = [], []
+        self.session("up")
+        for _ in range(self.runs):
+            down.append(self.session("down"))
+            warm_up.append(self.session("up"))
+        up_when_up = [self.session("up") for _ in range(self.runs)]
+        bare = self.bare_postgres()
+        boot = self.django_boot()
+        reference = statistics.median(bare) + statistics.median(boot)
+        r.add("cold up (cold build + first up)", cold_up)
+        r.add("warm up (built, volumes populated)", warm_up,
+              f"<= 1.5 x (bare PG + Django boot) = {1.5 * reference:.2f}",
+              lambda v: v <= 1.5 * reference)
+        r.add("bare PostgreSQL ready (warm volume)", bare)
+        r.add("Django boot (manage.py check)", boot)
+        r.add("warm up / (bare PG + Django boot)", [v / reference for v in warm_up], "<= 1.5",
+              lambda v: v <= 1.5, unit="x")
+        r.add("up when already up", up_when_up, "< 1", lambda v: v < 1)
+        r.add("down", down, "< 2", lambda v: v < 2)
+        reload = self.reload_latency()
+        r.add(f"reload p50 ({len(reload)} edits)", [percentile(reload, 0.5)], "<= 0.7",
+              lambda v: v <= 0.7)
+        r.add(f"reload p95 ({len(reload)} edits)", [percentile(reload, 0.95)], "<= 1.5",
+              lambda v: v <= 1.5)
+        self.session("down")
+        r.add("cold build (dev, no layer cache)", cold_build)
+        code = [self.rebuild_after(self.edit_code, n) for n in range(self.build_runs)]
+        r.add("rebuild after a code-only change", code)
+        dependency = [self.rebuild_after(self.change_dependency, n) for n in range(self.build_runs)]
+        cold = statistics.median(cold_build)
+        r.add("rebuild after a dependency change", dependency,
+              f"<= 30% of cold build = {0.3 * cold:.1f}", lambda v: v <= 0.3 * cold)
+        r.add("dependency rebuild / cold build", [v / cold for v in dependency], "<= 0.30",
+              lambda v: v <= 0.3, unit="x")
+        self.image_sizes()
+        return r
+
+    def session(self, name: str) -> float:
+        """Run `nox -s <name>` in the copy, as a developer would, and time it."""
+        noxfile = self.config.root / "noxfile.py"
+        command = [sys.executable, "-m", "nox", "-f", str(noxfile), "-s", name]
+        started = time.monotonic()
+        result = subprocess.run(command, env=self.env, cwd=self.config.root, capture_output=True)
+        seconds = time.monotonic() - started
+        if result.returncode != 0:
+            tail = result.stderr.decode(errors="replace").strip().splitlines()[-1:]
+            raise StackError(f"bench: `nox -s {name}` failed: {' '.join(tail)}")
+        return seconds
+
+    def fresh_volumes(self) -> None:
+        self.stack.compose("down", capture=True, check=False, quiet=True)
+        self.runtime.remove_volumes(self.config.volume_names())
+
+    def build(self, *, cold: bool = False, target: str = "dev") -> float:
+        tag = f"{BENCH_TAG}:{target}"
+        self.log(f"bench: {'cold ' if cold else ''}build of {tag}")
+        build = lambda: ensure_app_image(self.runtime, self.config, force=True,  # noqa: E731
+                                         target=target, tag=tag)
+        if not cold:
+            return timed(build)
+        with self.runtime.cold_builds() as still_warm:
+            self.results.cold_build_keeps = still_warm
+            return timed(build)
+
+    def rebuild_after(self, change: Callable[[int], None], number: int) -> float:
+        change(number)
+        return self.build()
+
+    def edit_code(self, number: int) -> None:
+        view = self.config.root / "src" / "core" / "views.py"
+        view.write_text(view.read_text() + f"\n# bench: code-only change {number}\n")
+
+    def change_dependency(self, number: int) -> None:
+        """A real dependency change: `uv add` rewrites pyproject.toml and uv.lock."""
+        uv = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
+        if not uv:
+            raise StackError("bench: the dependency-change rebuild needs uv on PATH "
+                             "(`pipx install uv`), to re-lock like a developer would")
+        ca = self.config.values.get("CA_BUNDLE") or "/etc/ssl/certs/ca-certificates.crt"
+        env = {**os.environ, **({"SSL_CERT_FILE": ca} if Path(ca).is_file() else {})}
+        # A different requirement each time, so no earlier layer matches.
+        self.runtime.run([uv, "add", "--no-sync", f"iniconfig>=2,!=1.{number}.99"],
+                         cwd=self.config.root, env=env, capture=True, quiet=True)
+
+    def bare_postgres(self) -> list[float]:
+        """A bare PostgreSQL container from a warm volume: `run` until pg_isready answers."""
+        values, image = self.config.values, self.config.values["POSTGRES_IMAGE"]
+        volume = f"{self.bare}-data"
+        wait = "until pg_isready -q -h 127.0.0.1; do sleep 0.02; done"
+
+        def once() -> float:
+            started = time.monotonic()
+            self.runtime.engine_cmd("run", "-d", "--name", self.bare, "-v",
+                                    f"{volume}:/var/lib/postgresql/data",
+                                    "-e", f"POSTGRES_PASSWORD={values['POSTGRES_PASSWORD']}",
+                                    image, capture=True, quiet=True)
+            self.runtime.engine_cmd("exec", self.bare, "sh", "-c", wait, capture=True,
+                                    quiet=True, timeout=120)
+            seconds = time.monotonic() - started
+            self.runtime.engine_cmd("rm", "-f", self.bare, capture=True, quiet=True)
+            return seconds
+
+        once()  # initialises the volume: the runs below start from a populated one
+        return [once() for _ in range(self.runs)]
+
+    def remove_bare_postgres(self) -> None:
+        self.runtime.engine_cmd("rm", "-f", self.bare, capture=True, check=False, quiet=True)
+        self.runtime.remove_volumes([f"{self.bare}-data"])
+
+    def django_boot(self) -> list[float]:
+        """Interpreter start, settings, apps, URLs and system checks, inside the app container."""
+        script = ("s=$(date +%s%N); python3 src/manage.py check >/dev/null; "
+                  "e=$(date +%s%N); echo $(( (e - s) / 1000000 ))")
+        samples = []
+        for _ in range(self.runs):
+            result = self.stack.exec("app", "sh", "-c", script, capture=True, quiet=True)
+            samples.append(int(result.stdout.decode().split()[-1]) / 1000)
+        return samples
+
+    def reload_latency(self) -> list[float]:
+        """Save a file under the bind mount, time until the server answers with the new code."""
+        urls = self.config.root / "src" / "config" / "urls.py"
+        original = urls.read_text()
+        url = f"{self.config.app_url}/{PROBE_ROUTE}"
+        samples = []
+        try:
+            for number in range(self.edits):
+                token = f"{secrets.token_hex(6)}-{number}"
+                started = time.monotonic()
+                urls.write_text(original + (
+                    "\nfrom django.http import HttpResponse as _BenchResponse  # nox -s bench\n"
+                    f"urlpatterns.append(path('{PROBE_ROUTE}', "
+                    f"lambda request: _BenchResponse('{token}')))\n"))
+                while True:
+                    status, body = http("GET", url)
+                    if status == 200 and body == token:
+                        samples.append(time.monotonic() - started)
+                        break
+                    if time.monotonic() - started > 30:
+                        raise StackError(f"bench: edit {number} not served after 30s "
+                                         f"(last answer {status} {body[:80]})")
+                    time.sleep(0.01)
+                time.sleep(0.3)  # let the reloader settle before the next save
+        finally:
+            urls.write_text(original)
+        return samples
+
+    def image_sizes(self) -> None:
+        self.build(target="prod")
+        base = self.config.values["PYTHON_IMAGE"]
+        for what, tag in (("base (PYTHON_IMAGE)", base), ("dev target", f"{BENCH_TAG}:dev"),
+                          ("prod target", f"{BENCH_TAG}:prod")):
+            self.results.sizes.append((what, tag, self.runtime.image_size(tag)))
+
+
+# --- the report ----------------------------------------------------------------------------
+def machine() -> dict[str, str]:
+    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
+                if line.startswith("model name")), platform.processor() or "?")
+    memory = next((f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
+                   for line in _read("/proc/meminfo").splitlines()
+                   if line.startswith("MemTotal")), "?")
+    system = next((line.split("=", 1)[1].strip('"')
+                   for line in _read("/etc/os-release").splitlines()
+                   if line.startswith("PRETTY_NAME=")), platform.system())
+    return {"CPU": f"{cpu}, {os.cpu_count()} cores", "memory": memory,
+            "OS": f"{system}, kernel {platform.release()}"}
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def runtime_versions(runtime: Runtime) -> str:
+    engine = runtime.engine_cmd("--version", capture=True, check=False, quiet=True)
+    compose = runtime.run([*runtime.compose_tool, "version"], capture=True, check=False, quiet=True)
+    lines = [line for line in compose.stdout.decode().splitlines() if "version" in line.lower()]
+    return f"{engine.stdout.decode().strip()}; {lines[0].strip() if lines else 'compose ?'}"
+
+
+def markdown(results: Results, runtime: Runtime, *, runs: int, build_runs: int, edits: int) -> str:
+    def md(headers, rows) -> str:
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
+
+    timing = md(("measurement", "runs", "min", "median", "max", "target", "result"),
+                [row.cells() for row in results.rows])
+    sizes = md(("image", "tag", "size"),
+               [(what, f"`{tag}`", f"{size / 1e6:.0f} MB" if size else "?")
+                for what, tag, size in results.sizes])
+    about = "\n".join(f"- {key}: {value}" for key, value in {
+        **machine(), "runtime": runtime_versions(runtime),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}.items())
+    return f"""# Benchmarks
+
+Written by `nox -s bench` (the latest run replaces this file). Times are in seconds, wall
+clock, min / median / max over the runs shown; "result" compares the median with the target
+from the issue. Run it again on your machine with `nox -s bench` (`-- --runs N --build-runs N`).
+
+## Machine and runtime
+
+{about}
+
+## Timings
+
+{timing}
+
+## Image sizes
+
+{sizes}
+
+## What is measured
+
+- **cold up**: a cold build of the dev image, plus the first `nox -s up` on empty volumes
+  (initdb, migrations, every service answering). **Cold build**: `--no-cache`, no layer is
+  reused; still warm here: {results.cold_build_keeps}. The base images count as given (pulled
+  or, without a registry, the stand-ins).
+- **warm up**: `nox -s down` then `nox -s up` with the image built and the volumes populated,
+  to every service answering (PostgreSQL `pg_isready`, Redis `PING`, the app's health
+  endpoint with database and cache checked).
+- **bare PostgreSQL**: `run` of the PostgreSQL image alone on a populated volume until
+  `pg_isready` answers, on the same runtime in the same run. **Django boot**: `manage.py
+  check` in the app container (interpreter, settings, apps, URLs, system checks). The
+  target for warm up is 1.5 x their sum.
+- **up when already up**, **down**: the Nox sessions, as typed (Nox's own start included).
+- **reload**: a file under the bind mount is saved, then the new response is polled every
+  10 ms; p50 / p95 over {edits} edits.
+- **rebuilds**: `build` of the dev image with the layer cache, after appending a comment
+  to a source file (code only; day to day the bind mount makes even this unnecessary), and
+  after `uv add` of a dependency, which rewrites `pyproject.toml` and `uv.lock`: the
+  dependency layers run again, with packages already downloaded taken from the cache mount.
+- Benchmarks run on a copy of the checkout with their own stack, volumes, ports and image
+  tags ({BENCH_TAG}:dev/prod), all removed afterwards. Runs: {runs} (builds: {build_runs}).
+"""
+
+
+def parse_args(args: list[str]) -> dict[str, int]:
+    """`-- --runs N --build-runs N --edits N` (defaults 5, 2, 24)."""
+    options = {"runs": 5, "build_runs": 2, "edits": 24}
+    pending = list(args)
+    while pending:
+        flag = pending.pop(0)
+        key = flag.removeprefix("--").replace("-", "_")
+        if key not in options or not pending or not pending[0].isdigit() or int(pending[0]) < 1:
+            raise StackError(f"bench: {flag!r} is not understood: use --runs N, --build-runs N, "
+                             "--edits N (N >= 1)")
+        options[key] = int(pending.pop(0))
+    if options["edits"] < 20:
+        raise StackError("bench: --edits must be at least 20 for a meaningful p95")
+    return options
+
+
+def write_report(results: Results, runtime: Runtime, path: Path, **options: int) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(markdown(results, runtime, **options))
+    partial.replace(path)

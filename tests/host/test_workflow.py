@@ -1,0 +1,179 @@
+"""The daily-workflow sessions against a real, isolated stack (PostgreSQL, Redis, the app).
+
+One stack for the module (conftest.isolated_stack); the clean tests come last because they
+remove its containers.
+"""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, session_env, start
+
+from devstack import workflow
+from devstack.errors import StackError
+from devstack.verify import http
+
+
+def nox(stack, *args, input=None):
+    """Run `nox -s ...` from the checkout against the isolated stack, as a developer would."""
+    return subprocess.run([sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), *args],
+                          env=session_env(stack), capture_output=True, text=True, timeout=300,
+                          input=input or "", cwd=ROOT)
+
+
+def test_status_probes_every_service_and_shows_its_ports(isolated_stack):
+    rows = {row.service: row for row in workflow.status(isolated_stack)}
+    config = isolated_stack.config
+    assert set(rows) == {"db", "redis", "app"}
+    for service, row in rows.items():
+        assert (row.state, row.health) == ("running", "healthy"), row
+        assert row.ports.startswith(f"127.0.0.1:{config.port(service)}->"), row
+    assert rows["app"].url == f"{config.app_url}/"
+
+
+def test_status_session_prints_the_table(isolated_stack):
+    result = nox(isolated_stack, "-s", "status")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].split() == ["service", "state", "health", "published", "url"]
+    app = next(line for line in lines if line.startswith("app "))
+    assert app.split()[1:3] == ["running", "healthy"]
+    assert f"127.0.0.1:{isolated_stack.config.port('app')}->8000/tcp" in app
+
+
+def test_status_sees_a_stopped_service(isolated_stack):
+    isolated_stack.compose("stop", "redis", capture=True, quiet=True)
+    try:
+        rows = {row.service: row for row in workflow.status(isolated_stack)}
+        assert rows["redis"].state == "exited" and rows["redis"].health == "-"
+        assert rows["db"].health == "healthy"
+    finally:
+        seconds = workflow.restart(isolated_stack, ["redis"])
+    assert seconds < 60
+    assert isolated_stack.service_ready("redis")[0]
+
+
+def test_logs_of_one_service_are_its_real_output(isolated_stack, capfd):
+    http("GET", f"{isolated_stack.config.app_url}/api/v1/health/")
+    workflow.logs(isolated_stack, ["--tail", "200", "app"])
+    out = capfd.readouterr().out
+    assert "GET /api/v1/health/" in out
+    assert "database system is ready" not in out  # only the app's lines
+
+
+def test_logs_session_of_all_services(isolated_stack):
+    result = nox(isolated_stack, "-s", "logs", "--", "--tail", "500")
+    assert result.returncode == 0, result.stderr
+    assert "database system is ready to accept connections" in result.stdout
+    assert "Ready to accept connections" in result.stdout  # redis
+    assert "\x1b[" not in result.stdout.replace("\x1b[0m", "")  # no colours in a pipe
+
+
+def test_logs_reject_an_unknown_service_by_name(isolated_stack):
+    with pytest.raises(StackError, match=r"^unknown service 'web': choose from db, redis, app$"):
+        workflow.logs(isolated_stack, ["web"])
+
+
+def test_manage_runs_a_real_manage_py_command(isolated_stack):
+    result = nox(isolated_stack, "-s", "manage", "--", "showmigrations", "notes")
+    assert result.returncode == 0, result.stderr
+    assert "[X] 0001_initial" in result.stdout
+
+
+def test_manage_without_a_command_is_a_usage_error(isolated_stack):
+    result = nox(isolated_stack, "-s", "manage")
+    assert result.returncode != 0
+    assert "Usage: nox -s manage -- <manage.py command>" in result.stderr
+
+
+def test_a_failing_manage_command_fails_the_session(isolated_stack):
+    with pytest.raises(StackError, match=r"^manage.py no-such-command exited with code 1"):
+        workflow.manage(isolated_stack, ["no-such-command"])
+
+
+def test_makemigrations_finds_the_models_in_sync(isolated_stack, capfd):
+    workflow.manage(isolated_stack, ["makemigrations", "--check", "--dry-run"])
+    assert "No changes detected" in capfd.readouterr().out
+
+
+def test_createsuperuser_without_a_terminal_needs_noinput(isolated_stack, monkeypatch):
+    result = nox(isolated_stack, "-s", "createsuperuser")
+    assert result.returncode != 0
+    assert "createsuperuser asks for a password and needs a terminal" in result.stderr
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a-long-test-password-42")
+    workflow.createsuperuser(isolated_stack, ["--noinput", "--username", "root-test",
+                                              "--email", "root@example.com"])
+    users = isolated_stack.exec("db", "psql", "-U", "app", "-d", "app", "-tAc",
+                                "SELECT username, is_superuser FROM auth_user", capture=True)
+    assert users.stdout.decode().split() == ["root-test|t"]
+
+
+def test_shell_and_dbshell_run_commands_in_their_containers(isolated_stack, capfd):
+    workflow.shell(isolated_stack, ["sh", "-c", "id -u; echo $DJANGO_SETTINGS_MODULE"])
+    workflow.dbshell(isolated_stack, ["-tAc", "SELECT 40 + 2"])
+    out = capfd.readouterr().out.split()
+    assert out[1:] == ["settings.dev", "42"]
+    with pytest.raises(StackError, match=r"^`false` exited with code 1 in the app container"):
+        workflow.shell(isolated_stack, ["false"])
+
+
+def test_shell_without_a_command_reads_stdin_when_there_is_no_terminal(isolated_stack):
+    result = nox(isolated_stack, "-s", "shell", input="echo shell-says-$((6 * 7))\n")
+    assert result.returncode == 0, result.stderr
+    assert "shell-says-42" in result.stdout
+
+
+def test_restart_of_the_whole_stack_waits_until_it_answers(isolated_stack):
+    workflow.restart(isolated_stack, [])
+    status, body = http("GET", f"{isolated_stack.config.app_url}/api/v1/health/")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+
+
+# --- clean: last, it removes the containers ----------------------------------------------
+def test_clean_without_yes_keeps_the_volumes_and_their_data(isolated_stack):
+    stack = isolated_stack
+    status, body = http("POST", f"{stack.config.app_url}/api/v1/notes/", {"title": "kept by clean"})
+    assert status == 201, body
+    asked = []
+    deleted = workflow.clean(stack, yes=False, confirm=lambda q: asked.append(q) or False)
+    assert deleted == [] and asked == ["Delete these 4 volumes and their data?"]
+    assert stack.runtime.containers(stack.config.project) == []
+    result = nox(stack, "-s", "clean")  # no terminal: nothing to ask on, volumes kept
+    assert result.returncode == 0, result.stderr
+    assert "volumes kept (no terminal to ask on)" in result.stderr
+    assert all(stack.runtime.volume_exists(v) for v in stack.config.volume_names())
+    start(stack)
+    status, body = http("GET", f"{stack.config.app_url}/api/v1/notes/")
+    assert [n["title"] for n in json.loads(body)["results"]] == ["kept by clean"]
+
+
+def test_clean_with_yes_deletes_the_volumes(isolated_stack):
+    stack = isolated_stack
+    result = nox(stack, "-s", "clean", "--", "--yes")
+    assert result.returncode == 0, result.stderr
+    for volume in stack.config.volume_names():
+        assert volume in result.stderr  # listed before they go
+        assert not stack.runtime.volume_exists(volume)
+    assert stack.runtime.containers(stack.config.project) == []
+
+
+# --- no stack needed ---------------------------------------------------------------------
+def test_readme_lists_every_session_exactly_as_nox_l_shows_it():
+    listing = subprocess.run([sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-l"],
+                             capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    sessions = [re.match(r"^[*-] (\S+) -> (.*)$", line).groups()
+                for line in listing.splitlines() if re.match(r"^[*-] \S+ -> ", line)]
+    readme = (ROOT / "README.md").read_text()
+    table = re.findall(r"^\| `nox -s (\S+)` \| (.*) \|$", readme, re.M)
+    assert table == [(name, text.replace("|", "\\|")) for name, text in sessions]
+
+
+def test_arguments_and_terminal_helpers():
+    assert workflow.split_yes(["snap", "--yes"]) == (True, ["snap"])
+    assert workflow.split_yes(["-y"]) == (True, [])
+    assert workflow.split_yes(["snap"]) == (False, ["snap"])
+    assert workflow.tty_flags() == ["-T"]  # pytest's stdin is not a terminal
+    assert workflow.confirmer() is None
