@@ -168,6 +168,11 @@ def _ensure_image(runtime: Runtime, config: StackConfig, *, tag: str, target: st
     return True
 
 
+def app_image_up_to_date(runtime: Runtime, config: StackConfig) -> bool:
+    digest = inputs_digest(config.root, config.values["PYTHON_IMAGE"], list(APP_INPUTS))
+    return runtime.image_label(config.values["APP_IMAGE"], APP_INPUTS_LABEL) == digest
+
+
 def ensure_app_image(runtime: Runtime, config: StackConfig, *, force: bool = False,
                      target: str = "dev", tag: str | None = None) -> bool:
     """The dev image: rebuilt only when its dependency inputs change (the source is mounted)."""

@@ -43,6 +43,8 @@ class Container:
     name: str
     state: str  # running, exited, created, ...
     ports: list[str]  # published, e.g. 127.0.0.1:8000->8000/tcp
+    image: str = ""  # the image ID it was created from
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -186,12 +188,19 @@ class Runtime:
         )
         return {line.strip() for line in result.stdout.decode().splitlines() if line.strip()}
 
+    info_format = "{{.ServerVersion}}"
+
     def check_working(self) -> None:
         """Fail with one line when the engine is installed but cannot run containers."""
-        result = self.engine_cmd("info", capture=True, check=False, quiet=True)
+        result = self.engine_cmd("info", "--format", self.info_format, capture=True,
+                                 check=False, quiet=True)
         if result.returncode != 0:
             reason = result.stderr.decode(errors="replace").strip().splitlines()
             raise StackError(self.not_working_hint(reason[-1] if reason else "no answer"))
+        self.read_info(result.stdout.decode().strip())
+
+    def read_info(self, info: str) -> None:
+        """What the engine said about itself (subclasses keep what they need)."""
 
     def not_working_hint(self, reason: str) -> str:
         return f"{self.name} is installed but not working ({reason})"
@@ -214,7 +223,9 @@ class Runtime:
             found.append(Container(service=labels.get("com.docker.compose.service", ""),
                                    name=item.get("Name", "").lstrip("/"),
                                    state=(item.get("State") or {}).get("Status", "unknown"),
-                                   ports=ports))
+                                   ports=ports,
+                                   image=str(item.get("Image", "")).removeprefix("sha256:"),
+                                   labels=labels))
         return found
 
     def compose_popen(self, project: str, compose_file: Path, *args: str,
@@ -315,6 +326,10 @@ class Runtime:
     def kube_down(self, manifest: str) -> None:
         raise StackError(f"{self.name} cannot run Kubernetes YAML (docs/kubernetes.md)")
 
+    def applies_resource_limits(self) -> bool:
+        """Whether containers can get CPU and memory limits on this engine and host."""
+        return True
+
     def pod_containers(self, pod: str) -> list[str]:
         """The names of a pod's own containers (not its infra container)."""
         raise StackError(f"{self.name} has no pods (docs/kubernetes.md)")
@@ -344,11 +359,10 @@ class Runtime:
 class Podman(Runtime):
     rootless: bool = False
 
-    def check_working(self) -> None:
-        super().check_working()
-        result = self.engine_cmd("info", "--format", "{{.Host.Security.Rootless}}",
-                                 capture=True, check=False, quiet=True)
-        self.rootless = result.stdout.strip() == b"true"
+    info_format = "{{.Host.Security.Rootless}}"
+
+    def read_info(self, info: str) -> None:
+        self.rootless = info == "true"
 
     def app_user_env(self, uid: int, gid: int) -> dict[str, str]:
         if self.rootless:
@@ -384,9 +398,19 @@ class Podman(Runtime):
         """`podman kube play` (>= 4.3); `NET:alias=a,alias=b` gives the pods DNS names there."""
         spec = network + (":" + ",".join(f"alias={alias}" for alias in aliases) if aliases else "")
         result = self.engine_cmd("kube", "play", "--network", spec, "-", input=manifest.encode(),
-                                 capture=True)
+                                 capture=True, check=False)
+        if result.returncode != 0:  # the reason is in the lines before "failed to start"
+            reasons = [line.strip("[] ") for line in result.stderr.decode().splitlines()
+                       if line.strip() and "level=" not in line]
+            raise StackError(f"podman kube play failed: {' / '.join(reasons[-3:])}")
         lines = result.stdout.decode().split()
         return [lines[i + 1] for i, line in enumerate(lines[:-1]) if line == "Pod:"]
+
+    def applies_resource_limits(self) -> bool:
+        """Rootless on cgroup v1 cannot: `run` drops limits with a warning, `kube play` fails."""
+        result = self.engine_cmd("info", "--format", "{{.Host.CgroupsVersion}}", capture=True,
+                                 check=False, quiet=True)
+        return not self.rootless or result.stdout.decode().strip() != "v1"
 
     def kube_down(self, manifest: str) -> None:
         self.engine_cmd("kube", "down", "-", input=manifest.encode(), capture=True, check=False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import json
@@ -10,14 +11,18 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .config import PORT_VARIABLES, StackConfig
 from .errors import StackError
-from .images import ensure_app_image, ensure_base_images
+from .images import app_image_up_to_date, ensure_app_image, ensure_base_images
 from .runtime import Runtime, invoking_user
 
 SERVICES = ("db", "redis", "app")
+CONFIG_LABEL = "io.djstack.config"
+# Read by the tooling only: changing them must not recreate containers.
+NOT_COMPOSE_KEYS = {"UP_TIMEOUT", "CONTAINER_RUNTIME", "CA_BUNDLE", "SNAPSHOT_DIR"}
 
 
 @dataclass
@@ -45,8 +50,18 @@ class Stack:
         """The configuration, plus the user mapping of this runtime unless set explicitly."""
         mapping = self.runtime.app_user_env(*invoking_user())
         explicit = self.config.origin  # set in .env or the environment: the user's choice
-        return {**self.config.compose_env(),
-                **{key: value for key, value in mapping.items() if key not in explicit}}
+        env = {**self.config.compose_env(),
+               **{key: value for key, value in mapping.items() if key not in explicit}}
+        env["DJSTACK_CONFIG"] = self._digest(env)  # the containers' io.djstack.config label
+        return env
+
+    def _digest(self, env: dict[str, str]) -> str:
+        """What the containers are created from: compose.yaml and the values it reads."""
+        keys = (set(self.config.values) | {"APP_USER", "APP_USERNS"}) - NOT_COMPOSE_KEYS
+        relevant = {key: env[key] for key in sorted(keys) if key in env}
+        digest = hashlib.sha256(self.config.compose_file.read_bytes())
+        digest.update(json.dumps(relevant, sort_keys=True).encode())
+        return digest.hexdigest()[:16]
 
     def compose(self, *args: str, **kwargs):
         return self.runtime.compose(self.config.project, self.config.compose_file, *args,
@@ -76,15 +91,34 @@ class Stack:
     def up(self) -> float:
         """Start (or keep) the stack and return once every service answers; returns seconds."""
         started = time.monotonic()
-        self.preflight()
-        self.build()
-        if os.getuid() == 0 and "SUDO_UID" not in os.environ:
-            self.log("note: as plain root, the app still runs as UID 1001 (never root) and cannot "
-                     "write into a root-owned source tree; run as your user or with sudo")
-        self.compose("up", "-d", capture=True)
-        self.recreate_if_stale("app")
-        self.wait_ready(timeout=float(self.config.values["UP_TIMEOUT"]))
+        digest = self.config_digest()
+        containers = {c.service: c for c in self.runtime.containers(self.config.project)}
+        current = self.is_current(containers, digest)
+        if not current:
+            self.preflight()
+            self.build()
+            if os.getuid() == 0 and "SUDO_UID" not in os.environ:
+                self.log("note: as plain root, the app still runs as UID 1001 (never root) and "
+                         "cannot write into a root-owned source tree; run as your user or with sudo")
+            # podman-compose does not notice a changed configuration by itself.
+            changed = any(c.labels.get(CONFIG_LABEL) != digest for c in containers.values())
+            self.compose("up", "-d", *(["--force-recreate"] if changed else []), capture=True)
+            self.recreate_if_stale("app")
+        self.wait_ready(timeout=float(self.config.values["UP_TIMEOUT"]),
+                        known=containers if current else None)
         return time.monotonic() - started
+
+    def config_digest(self) -> str:
+        return self.compose_env()["DJSTACK_CONFIG"]
+
+    def is_current(self, containers: dict, digest: str) -> bool:
+        """Everything already runs, from this configuration and the current app image."""
+        if any(containers.get(s) is None or containers[s].state != "running" for s in self.services):
+            return False
+        if any(containers[s].labels.get(CONFIG_LABEL) != digest for s in self.services):
+            return False
+        return (app_image_up_to_date(self.runtime, self.config)
+                and containers["app"].image == self.runtime.image_id(self.config.values["APP_IMAGE"]))
 
     def recreate_if_stale(self, service: str) -> None:
         """After a rebuild the tag moves on, but compose keeps the old container: replace it."""
@@ -101,16 +135,24 @@ class Stack:
         self.exec("app", "python3", "src/manage.py", "migrate", "--noinput", *args)
 
     # --- readiness ---------------------------------------------------------------------------
-    def service_ready(self, service: str) -> tuple[bool, str]:
-        """Ask the service itself, not the runtime's healthcheck scheduler (absent without systemd)."""
+    def service_ready(self, service: str, container: str | None = None) -> tuple[bool, str]:
+        """Ask the service itself, not the runtime's healthcheck scheduler (absent without systemd).
+
+        With the container's name the probe goes straight to the engine (3x faster than
+        through the compose tool).
+        """
+        def run(*command: str):
+            if container:
+                return self.runtime.engine_cmd("exec", container, *command, capture=True,
+                                               check=False, quiet=True, timeout=20)
+            return self.exec(service, *command, capture=True, check=False, quiet=True, timeout=20)
+
         if service == "db":
             user, db = self.config.values["POSTGRES_USER"], self.config.values["POSTGRES_DB"]
-            result = self.exec("db", "pg_isready", "-U", user, "-d", db, capture=True,
-                               check=False, quiet=True, timeout=20)
+            result = run("pg_isready", "-U", user, "-d", db)
             return result.returncode == 0, _last_line(result)
         if service == "redis":
-            result = self.exec("redis", "redis-cli", "ping", capture=True, check=False,
-                               quiet=True, timeout=20)
+            result = run("redis-cli", "ping")
             return result.stdout.strip() == b"PONG", _last_line(result)
         status, body = self.health()
         return status == 200, f"health endpoint answered {status or 'nothing'} {body}".strip()
@@ -124,31 +166,38 @@ class Stack:
         except (OSError, ValueError) as exc:
             return None, f"({exc})"
 
-    def wait_ready(self, timeout: float, services: tuple[str, ...] | None = None) -> None:
+    def wait_ready(self, timeout: float, services: tuple[str, ...] | None = None,
+                   known: dict | None = None) -> None:
+        """Probe every service in parallel until all answer (`known`: containers just listed)."""
         deadline = time.monotonic() + timeout
         started = time.monotonic()
         pending = list(services or self.services)
         seen: dict[str, str] = {}
-        while pending:
-            running = self.runtime.running_services(self.config.project)
-            for service in list(pending):
-                if service not in running:
-                    seen[service] = "container is not running"
-                    if time.monotonic() - started > 5:
-                        raise StackError(self._stopped_message(service))
-                    continue
-                ok, detail = self.service_ready(service)
-                if ok:
-                    pending.remove(service)
-                    self.log(f"{service} ready after {time.monotonic() - started:.1f}s")
-                else:
-                    seen[service] = detail
-            if pending and time.monotonic() >= deadline:
-                waiting = "; ".join(f"{s}: {seen.get(s, 'no answer')}" for s in pending)
-                raise StackError(f"not ready after {timeout:g}s ({waiting}); see "
-                                 f"`nox -s logs -- {pending[0]}`, or raise UP_TIMEOUT")
-            if pending:
-                time.sleep(0.3)
+        with ThreadPoolExecutor(max_workers=len(pending)) as pool:
+            while pending:
+                containers = known or {c.service: c for c in
+                                       self.runtime.containers(self.config.project)}
+                known = None
+                probes = {}
+                for service in pending:
+                    container = containers.get(service)
+                    if container is None or container.state != "running":
+                        seen[service] = "container is not running"
+                        if time.monotonic() - started > 5:
+                            raise StackError(self._stopped_message(service))
+                        continue
+                    probes[service] = pool.submit(self.service_ready, service, container.name)
+                for service, probe in probes.items():
+                    ok, seen[service] = probe.result()
+                    if ok:
+                        pending.remove(service)
+                        self.log(f"{service} ready after {time.monotonic() - started:.1f}s")
+                if pending and time.monotonic() >= deadline:
+                    waiting = "; ".join(f"{s}: {seen.get(s, 'no answer')}" for s in pending)
+                    raise StackError(f"not ready after {timeout:g}s ({waiting}); see "
+                                     f"`nox -s logs -- {pending[0]}`, or raise UP_TIMEOUT")
+                if pending:
+                    time.sleep(0.2)
 
     def _stopped_message(self, service: str) -> str:
         logs = self.compose("logs", "--tail", "5", service, capture=True, check=False, quiet=True)
