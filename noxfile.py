@@ -25,6 +25,7 @@ from contextlib import contextmanager  # noqa: E402
 import nox  # noqa: E402
 
 from devstack import bench as benchmarks  # noqa: E402
+from devstack import kube as k8s  # noqa: E402
 from devstack import snapshots, workflow  # noqa: E402
 from devstack.config import StackConfig  # noqa: E402
 from devstack.errors import StackError  # noqa: E402
@@ -215,6 +216,13 @@ def prod(session: nox.Session) -> None:
             session.log(f"  {name:<9} {url}")
 
 
+@nox.session(venv_backend="none", default=False)
+def kube(session: nox.Session) -> None:
+    """Run the Kubernetes manifests with podman kube play until healthy (`-- up|down|render`)."""
+    with stack(session) as s:
+        print(k8s.command(s.runtime, s.config, session.posargs), flush=True)
+
+
 @nox.session(venv_backend="none", requires=["up"])
 def tests(session: nox.Session) -> None:
     """Run the Django tests in the app container against the stack's PostgreSQL and Redis."""
@@ -237,6 +245,7 @@ def tooling(session: nox.Session) -> None:
     """Test the host-side tooling (runtime seam, .env checks, preflight) with pytest."""
     session.install(*[r for r in PYPROJECT["dependency-groups"]["dev"] if r.startswith("pytest>")])
     session.install(*PYPROJECT["dependency-groups"]["host"])
+    session.install("kubernetes-validate==1.37.0")  # bundles the schemas: validates offline
     session.run("pytest", "-p", "no:django", "-p", "no:cacheprovider", "-o", "addopts=",
                 "tests/host", *session.posargs)
 
