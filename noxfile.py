@@ -234,7 +234,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none", default=False)
 def verify(session: nox.Session) -> None:
-    """Prove on an isolated copy: services healthy, code reload, migration, data survives restart."""
+    """Prove on an isolated copy: healthy, reload, migration, data survives restart, files yours."""
     with stack(session) as s:
         report = verify_stack(s.runtime, s.config)
         session.log(f"verify passed on {s.runtime.describe()}:\n{report.table()}")
