@@ -363,6 +363,13 @@ class Podman(Runtime):
 
     def read_info(self, info: str) -> None:
         self.rootless = info == "true"
+        if self.rootless:
+            # buildah keeps cache mounts under $TMPDIR (default /var/tmp/buildah-cache, shared
+            # with root, whose cache there this user cannot write): give the user's own.
+            cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+            tmp = cache / "djstack" / "buildah-tmp"
+            tmp.mkdir(parents=True, exist_ok=True)
+            self.build_env.setdefault("TMPDIR", str(tmp))
 
     def app_user_env(self, uid: int, gid: int) -> dict[str, str]:
         if self.rootless:
@@ -380,13 +387,17 @@ class Podman(Runtime):
     def cold_builds(self) -> Iterator[str]:
         """No layer cache and empty cache mounts too: buildah keeps them under $TMPDIR, so a
         fresh TMPDIR makes the build download every package again, as on a new machine."""
+        previous = self.build_env.get("TMPDIR")
         with tempfile.TemporaryDirectory(prefix="djstack-cold-build-") as empty, \
                 super().cold_builds():
             self.build_env["TMPDIR"] = empty
             try:
                 yield "nothing (no layers, empty download cache)"
             finally:
-                self.build_env.pop("TMPDIR", None)
+                if previous is None:
+                    self.build_env.pop("TMPDIR", None)
+                else:
+                    self.build_env["TMPDIR"] = previous
 
     def not_working_hint(self, reason: str) -> str:
         return (f"podman is installed but cannot run containers ({reason}); "
