@@ -68,12 +68,21 @@ def context_files(root: Path, ignore_file: Path) -> list[str]:
     return sorted(files)
 
 
+def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.mtime = int(info.mtime)
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
 def context_tar(root: Path, containerfile: Path) -> bytes:
     """The context (plus the Containerfile, which the builder reads from the stream)."""
     buffer = io.BytesIO()
     names = set(context_files(root, root / ".containerignore"))
     names.add(containerfile.relative_to(root).as_posix())
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
+    # GNU format with whole-second times: Docker's client sniffs the first 512 bytes to tell
+    # an archive from a Dockerfile, and a PAX header (Python's default) does not fit there.
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for name in sorted(names):
-            tar.add(root / name, arcname=name, recursive=False)
+            tar.add(root / name, arcname=name, recursive=False, filter=_plain)
     return buffer.getvalue()

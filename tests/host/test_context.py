@@ -33,3 +33,12 @@ def test_context_tar_carries_the_containerfile(tmp_path):
     (tmp_path / ".containerignore").write_text("*\n!app.py\n")
     with tarfile.open(fileobj=io.BytesIO(context_tar(tmp_path, tmp_path / "Containerfile"))) as tar:
         assert sorted(tar.getnames()) == ["Containerfile", "app.py"]
+
+
+def test_context_stream_is_recognised_as_an_archive_from_its_first_block(tmp_path):
+    """Docker's client reads 512 bytes to tell a tar from a Dockerfile: no PAX header first."""
+    (tmp_path / "Containerfile").write_text("FROM scratch\n")
+    (tmp_path / "a.py").write_text("x")
+    data = context_tar(tmp_path, tmp_path / "Containerfile")
+    assert data[257:262] == b"ustar"
+    assert data[156:157] == b"0"  # a regular file, not an extended header ('x', 'g', 'L')
