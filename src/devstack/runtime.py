@@ -133,16 +133,16 @@ class Runtime:
         containerfile: Path,
         tag: str,
         target: str | None = None,
-        build_args: Mapping[str, str] = {},
-        labels: Mapping[str, str] = {},
+        build_args: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
         ca_bundle: str | None = None,
     ) -> None:
         options = ["-t", tag]
         if target:
             options += ["--target", target]
-        for key, value in build_args.items():
+        for key, value in (build_args or {}).items():
             options += ["--build-arg", f"{key}={value}"]
-        for key, value in labels.items():
+        for key, value in (labels or {}).items():
             options += ["--label", f"{key}={value}"]
         if ca_bundle:
             # Trusted only during RUN steps (PIP_CERT / SSL_CERT_FILE): never in a layer.

@@ -249,10 +249,3 @@ def _last_line(result) -> str:
     text = (result.stdout + result.stderr).decode(errors="replace").strip().splitlines()
     return text[-1] if text else f"exit code {result.returncode}"
 
-
-def health_summary(body: str) -> str:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body[:200]
-    return ", ".join(f"{name} {state['status']}" for name, state in data.get("services", {}).items())
