@@ -17,19 +17,18 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .config import PORT_VARIABLES, StackConfig
+from .config import StackConfig
 from .errors import StackError
 from .images import ensure_app_image
 from .runtime import Runtime
 from .stack import Stack
-from .verify import copy_tree, free_port, http
+from .verify import checkout_copy, http, isolated_overrides
 
 BENCH_TAG = "localhost/djstack-wf-bench-app"
 PROBE_ROUTE = "__bench__/"
@@ -97,14 +96,10 @@ def timed(action: Callable[[], object]) -> float:
 def bench(runtime: Runtime, source: StackConfig, *, runs: int = 5, build_runs: int = 2,
           edits: int = 24) -> Results:
     suffix = secrets.token_hex(3)
-    workdir = Path(tempfile.mkdtemp(prefix=f"djstack-wf-bench-{suffix}-"))
-    workdir.chmod(0o755)
-    copy_tree(source.root, workdir)
+    workdir = checkout_copy(source.root, f"djstack-wf-bench-{suffix}-")
     shutil.copy2(source.root / "noxfile.py", workdir / "noxfile.py")
-    overrides = {"STACK_NAME": f"djstack-wf-bench-{suffix}", "BIND_ADDRESS": "127.0.0.1",
-                 "APP_IMAGE": f"{BENCH_TAG}:dev",
-                 **{variable: str(free_port()) for variable in PORT_VARIABLES.values()},
-                 **{v: source.values[v] for v in ("PYTHON_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE")}}
+    overrides = isolated_overrides(source, f"djstack-wf-bench-{suffix}",
+                                   APP_IMAGE=f"{BENCH_TAG}:dev")
     if "CONTAINER_RUNTIME" not in source.values:
         overrides["CONTAINER_RUNTIME"] = runtime.name  # the sessions must use the same engine
     config = StackConfig.load(workdir, overrides=overrides)

@@ -274,19 +274,6 @@ class Runtime:
         own, inherited = sizes(image), sizes(base)
         return sum(own[: len(own) - len(inherited)])  # newest first: the rows above the base
 
-    def service_image_id(self, project: str, service: str) -> str | None:
-        """The image ID the service's container was created from (None: no container)."""
-        found = self.engine_cmd(
-            "ps", "-a", "--filter", f"label=com.docker.compose.project={project}",
-            "--filter", f"label=com.docker.compose.service={service}", "--format", "{{.ID}}",
-            capture=True, check=False, quiet=True).stdout.decode().split()
-        if not found:
-            return None
-        result = self.engine_cmd("inspect", "--format", "{{.Image}}", found[0], capture=True,
-                                 check=False, quiet=True)
-        return result.stdout.decode().strip().removeprefix("sha256:") or None
-
-    # --- across engines and users -----------------------------------------------------------
     def app_user_env(self, uid: int, gid: int) -> dict[str, str]:
         """Compose variables that make the files the app writes in the bind mount the user's.
 

@@ -123,7 +123,8 @@ class Stack:
     def recreate_if_stale(self, service: str) -> None:
         """After a rebuild the tag moves on, but compose keeps the old container: replace it."""
         current = self.runtime.image_id(self.config.values[self.image_variable])
-        running = self.runtime.service_image_id(self.config.project, service)
+        running = next((c.image for c in self.runtime.containers(self.config.project)
+                        if c.service == service), None)
         if current and running and running != current:
             self.log(f"{service} runs an older image: recreating it")
             self.compose("up", "-d", "--force-recreate", "--no-deps", service, capture=True)

@@ -40,6 +40,26 @@ class Report:
         return "\n".join(f"  {name:<{width}}  {state}  {detail}" for name, state, detail in self.rows)
 
 
+IMAGE_VARIABLES = ("APP_IMAGE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE")
+
+
+def isolated_overrides(source: StackConfig, name: str, **extra: str) -> dict[str, str]:
+    """Values for a stack beside the developer's: its own name (so its own volumes), free
+    ports on 127.0.0.1, and the developer's images (built once, reused)."""
+    return {"STACK_NAME": name, "BIND_ADDRESS": "127.0.0.1",
+            **{variable: str(free_port()) for variable in PORT_VARIABLES.values()},
+            **{variable: source.values[variable] for variable in IMAGE_VARIABLES},
+            **extra}
+
+
+def checkout_copy(source: Path, prefix: str) -> Path:
+    """A temporary copy of what a stack needs from the checkout (the caller removes it)."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    workdir.chmod(0o755)
+    copy_tree(source, workdir)
+    return workdir
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -96,17 +116,10 @@ def fail(number: int, name: str, seen: str) -> StackError:
 
 def verify(runtime: Runtime, source: StackConfig) -> Report:
     suffix = secrets.token_hex(3)
-    workdir = Path(tempfile.mkdtemp(prefix=f"djstack-verify-{suffix}-"))
-    workdir.chmod(0o755)
-    copy_tree(source.root, workdir)
+    workdir = checkout_copy(source.root, f"djstack-verify-{suffix}-")
     give_to_developer(workdir, runtime)
-    overrides = {"STACK_NAME": f"djstack-verify-{suffix}",
-                 **{variable: str(free_port()) for variable in PORT_VARIABLES.values()},
-                 "BIND_ADDRESS": "127.0.0.1"}
-    # Same images as the developer's stack: built once, reused here.
-    for variable in ("APP_IMAGE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE"):
-        overrides[variable] = source.values[variable]
-    config = StackConfig.load(workdir, overrides=overrides)
+    config = StackConfig.load(workdir,
+                              overrides=isolated_overrides(source, f"djstack-verify-{suffix}"))
     stack = Stack(runtime, config)
     runtime.log(f"verify: isolated stack {config.project} in {workdir}")
     try:

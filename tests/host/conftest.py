@@ -15,9 +15,7 @@ import pytest  # noqa: E402
 from devstack.config import PORT_VARIABLES, StackConfig  # noqa: E402
 from devstack.runtime import detect  # noqa: E402
 from devstack.stack import Stack  # noqa: E402
-from devstack.verify import free_port  # noqa: E402
-
-IMAGE_VARIABLES = ("APP_IMAGE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE")
+from devstack.verify import IMAGE_VARIABLES, isolated_overrides  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +25,8 @@ def isolated_stack(request, tmp_path_factory):
     included. Never the developer's stack."""
     source = StackConfig.load(ROOT)
     module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
-    overrides = {"STACK_NAME": f"djstack-wf-{module}-{secrets.token_hex(3)}",
-                 "BIND_ADDRESS": "127.0.0.1",
-                 "SNAPSHOT_DIR": str(tmp_path_factory.mktemp("snapshots")),
-                 **{variable: str(free_port()) for variable in PORT_VARIABLES.values()},
-                 **{variable: source.values[variable] for variable in IMAGE_VARIABLES}}
+    overrides = isolated_overrides(source, f"djstack-wf-{module}-{secrets.token_hex(3)}",
+                                   SNAPSHOT_DIR=str(tmp_path_factory.mktemp("snapshots")))
     config = StackConfig.load(ROOT, overrides=overrides)
     stack = Stack(detect(os.environ.get("CONTAINER_RUNTIME")), config)
     if not stack.runtime.image_exists(config.values["APP_IMAGE"]):

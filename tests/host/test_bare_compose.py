@@ -4,7 +4,6 @@ once the images exist and .env names them (as `nox -s up` leaves it)."""
 import os
 import secrets
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -12,21 +11,19 @@ import pytest
 
 from devstack.config import StackConfig
 from devstack.runtime import detect
-from devstack.verify import copy_tree, free_port, http
+from devstack.verify import checkout_copy, free_port, http
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def checkout_copy():
-    workdir = Path(tempfile.mkdtemp(prefix="djstack-bare-"))
-    workdir.chmod(0o755)
-    copy_tree(ROOT, workdir)
-    yield workdir
-    shutil.rmtree(workdir, ignore_errors=True)
+def workdir():
+    copy = checkout_copy(ROOT, "djstack-bare-")
+    yield copy
+    shutil.rmtree(copy, ignore_errors=True)
 
 
-def test_compose_tool_alone_serves_a_healthy_app(checkout_copy):
+def test_compose_tool_alone_serves_a_healthy_app(workdir):
     runtime = detect(os.environ.get("CONTAINER_RUNTIME"))
     source = StackConfig.load(ROOT)
     if not runtime.image_exists(source.values["APP_IMAGE"]):
@@ -36,13 +33,13 @@ def test_compose_tool_alone_serves_a_healthy_app(checkout_copy):
     lines = [f"STACK_NAME={name}", *(f"{k}={v}" for k, v in ports.items()),
              *(f"{k}={source.values[k]}" for k in
                ("APP_IMAGE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE"))]
-    (checkout_copy / ".env").write_text("\n".join(lines) + "\n")
+    (workdir / ".env").write_text("\n".join(lines) + "\n")
     # Only the compose tool and the .env file: none of the tooling's variables.
     env = {k: v for k, v in os.environ.items()
-           if k not in StackConfig.load(checkout_copy).values}
+           if k not in StackConfig.load(workdir).values}
     compose = [*runtime.compose_tool, "-p", name]
     try:
-        runtime.run([*compose, "up", "-d"], env=env, cwd=checkout_copy, capture=True)
+        runtime.run([*compose, "up", "-d"], env=env, cwd=workdir, capture=True)
         deadline = time.monotonic() + 120
         status, body = None, ""
         while time.monotonic() < deadline:
@@ -52,6 +49,6 @@ def test_compose_tool_alone_serves_a_healthy_app(checkout_copy):
             time.sleep(0.5)
         assert status == 200, f"health never answered 200 (last: {status} {body})"
     finally:
-        runtime.run([*compose, "down", "-v"], env=env, cwd=checkout_copy, capture=True,
+        runtime.run([*compose, "down", "-v"], env=env, cwd=workdir, capture=True,
                     check=False)
-        runtime.remove_volumes(StackConfig.load(checkout_copy).volume_names())
+        runtime.remove_volumes(StackConfig.load(workdir).volume_names())
