@@ -72,7 +72,7 @@ def up(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def down(session: nox.Session) -> None:
-    """Stop and remove the stack's containers; the data volumes are kept."""
+    """Stop the stack; containers and volumes are kept, so the next `up` is quick."""
     with stack(session) as s:
         s.down()
 

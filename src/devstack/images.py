@@ -168,9 +168,11 @@ def _ensure_image(runtime: Runtime, config: StackConfig, *, tag: str, target: st
     return True
 
 
-def app_image_up_to_date(runtime: Runtime, config: StackConfig) -> bool:
+def app_image_up_to_date(runtime: Runtime, config: StackConfig) -> str | None:
+    """The app image's ID when it was built from the current inputs, else None."""
+    image_id, labels = runtime.image_facts(config.values["APP_IMAGE"])
     digest = inputs_digest(config.root, config.values["PYTHON_IMAGE"], list(APP_INPUTS))
-    return runtime.image_label(config.values["APP_IMAGE"], APP_INPUTS_LABEL) == digest
+    return image_id if labels.get(APP_INPUTS_LABEL) == digest else None
 
 
 def ensure_app_image(runtime: Runtime, config: StackConfig, *, force: bool = False,

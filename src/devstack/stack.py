@@ -8,6 +8,7 @@ import os
 import re
 import json
 import socket
+import struct
 import time
 import urllib.error
 import urllib.request
@@ -94,6 +95,13 @@ class Stack:
         digest = self.config_digest()
         containers = {c.service: c for c in self.runtime.containers(self.config.project)}
         current = self.is_current(containers, digest)
+        stopped = [s for s in self.services if current and containers[s].state != "running"]
+        if current and stopped:
+            if self.start_stopped(containers, stopped):
+                for service in stopped:  # the probes notice if one stops again
+                    containers[service].state = "running"
+            else:
+                current = False
         if not current:
             self.preflight()
             self.build()
@@ -108,17 +116,30 @@ class Stack:
                         known=containers if current else None)
         return time.monotonic() - started
 
+    def start_stopped(self, containers: dict, stopped: list[str]) -> bool:
+        """`down` keeps the containers: starting them again skips the compose tool (1 s or
+        more). The app goes first, so Python boots while the database starts. A port taken
+        meanwhile fails the start; the compose path then names it (preflight)."""
+        order = sorted(stopped, key=lambda s: s != self.http_service)
+        result = self.runtime.engine_cmd("start", *(containers[s].name for s in order),
+                                         capture=True, check=False, quiet=True)
+        if result.returncode != 0:
+            self.log(f"starting the existing containers failed ({_last_line(result)}); "
+                     "creating them again")
+        return result.returncode == 0
+
     def config_digest(self) -> str:
         return self.compose_env()["DJSTACK_CONFIG"]
 
     def is_current(self, containers: dict, digest: str) -> bool:
-        """Everything already runs, from this configuration and the current app image."""
-        if any(containers.get(s) is None or containers[s].state != "running" for s in self.services):
+        """Every service has a container (running or stopped) made from this configuration
+        and the current app image."""
+        if any(containers.get(s) is None for s in self.services):
             return False
         if any(containers[s].labels.get(CONFIG_LABEL) != digest for s in self.services):
             return False
-        return (app_image_up_to_date(self.runtime, self.config)
-                and containers["app"].image == self.runtime.image_id(self.config.values["APP_IMAGE"]))
+        current_image = app_image_up_to_date(self.runtime, self.config)
+        return current_image is not None and containers["app"].image == current_image
 
     def recreate_if_stale(self, service: str) -> None:
         """After a rebuild the tag moves on, but compose keeps the old container: replace it."""
@@ -130,31 +151,31 @@ class Stack:
             self.compose("up", "-d", "--force-recreate", "--no-deps", service, capture=True)
 
     def down(self) -> None:
+        """Stop the containers and keep them: the next `up` only starts them again."""
+        running = [c.name for c in self.runtime.containers(self.config.project)
+                   if c.state == "running"]
+        if running:
+            self.runtime.engine_cmd("stop", *running, capture=True, quiet=True)
+
+    def remove(self) -> None:
+        """Remove the containers and the network; the volumes stay."""
         self.compose("down", capture=True)
 
     def migrate(self, *args: str) -> None:
         self.exec("app", "python3", "src/manage.py", "migrate", "--noinput", *args)
 
     # --- readiness ---------------------------------------------------------------------------
-    def service_ready(self, service: str, container: str | None = None) -> tuple[bool, str]:
-        """Ask the service itself, not the runtime's healthcheck scheduler (absent without systemd).
-
-        With the container's name the probe goes straight to the engine (3x faster than
-        through the compose tool).
-        """
-        def run(*command: str):
-            if container:
-                return self.runtime.engine_cmd("exec", container, *command, capture=True,
-                                               check=False, quiet=True, timeout=20)
-            return self.exec(service, *command, capture=True, check=False, quiet=True, timeout=20)
-
+    def service_ready(self, service: str) -> tuple[bool, str]:
+        """Ask the service itself on its published port, as your own tools reach it: not the
+        runtime's healthcheck scheduler (absent without systemd), and no `exec` either, which
+        costs a process in the container and CPU the starting app needs."""
+        port = int(self.config.values[self.port_variables.get(service) or PORT_VARIABLES[service]])
         if service == "db":
-            user, db = self.config.values["POSTGRES_USER"], self.config.values["POSTGRES_DB"]
-            result = run("pg_isready", "-U", user, "-d", db)
-            return result.returncode == 0, _last_line(result)
+            values = self.config.values
+            return postgres_answers(self.config.host, port, values["POSTGRES_USER"],
+                                    values["POSTGRES_DB"])
         if service == "redis":
-            result = run("redis-cli", "ping")
-            return result.stdout.strip() == b"PONG", _last_line(result)
+            return redis_answers(self.config.host, port)
         status, body = self.health()
         return status == 200, f"health endpoint answered {status or 'nothing'} {body}".strip()
 
@@ -169,16 +190,22 @@ class Stack:
 
     def wait_ready(self, timeout: float, services: tuple[str, ...] | None = None,
                    known: dict | None = None) -> None:
-        """Probe every service in parallel until all answer (`known`: containers just listed)."""
+        """Probe every service in parallel until all answer (`known`: containers just listed).
+
+        Rounds are 50 ms apart; the container list (is anything stopped?) is read again at
+        most every second, since it costs more than a probe.
+        """
         deadline = time.monotonic() + timeout
         started = time.monotonic()
         pending = list(services or self.services)
         seen: dict[str, str] = {}
+        containers, listed = known, 0.0
         with ThreadPoolExecutor(max_workers=len(pending)) as pool:
             while pending:
-                containers = known or {c.service: c for c in
-                                       self.runtime.containers(self.config.project)}
-                known = None
+                if containers is None or (seen and time.monotonic() - listed > 1):
+                    containers = {c.service: c for c in
+                                  self.runtime.containers(self.config.project)}
+                    listed = time.monotonic()
                 probes = {}
                 for service in pending:
                     container = containers.get(service)
@@ -187,7 +214,7 @@ class Stack:
                         if time.monotonic() - started > 5:
                             raise StackError(self._stopped_message(service))
                         continue
-                    probes[service] = pool.submit(self.service_ready, service, container.name)
+                    probes[service] = pool.submit(self.service_ready, service)
                 for service, probe in probes.items():
                     ok, seen[service] = probe.result()
                     if ok:
@@ -198,7 +225,7 @@ class Stack:
                     raise StackError(f"not ready after {timeout:g}s ({waiting}); see "
                                      f"`nox -s logs -- {pending[0]}`, or raise UP_TIMEOUT")
                 if pending:
-                    time.sleep(0.2)
+                    time.sleep(0.05)
 
     def _stopped_message(self, service: str) -> str:
         logs = self.compose("logs", "--tail", "5", service, capture=True, check=False, quiet=True)
@@ -244,6 +271,39 @@ def port_in_use(address: str, port: int) -> bool:
         except OSError as exc:
             return exc.errno == errno.EADDRINUSE
     return False
+
+
+def postgres_answers(host: str, port: int, user: str, database: str,
+                     timeout: float = 2) -> tuple[bool, str]:
+    """What pg_isready checks: the server reads a startup packet and asks for a password
+    ("R"), or says why it cannot take connections yet ("E", e.g. still starting up)."""
+    params = b"".join(key + b"\0" + value.encode() + b"\0"
+                      for key, value in ((b"user", user), (b"database", database))) + b"\0"
+    packet = struct.pack("!ii", 8 + len(params), 3 << 16) + params  # protocol 3.0
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            connection.sendall(packet)
+            reply = connection.recv(4096)
+    except OSError as exc:
+        return False, f"no answer on {host}:{port} ({exc})"
+    if reply[:1] == b"R":
+        return True, "accepting connections"
+    if reply[:1] == b"E":  # fields: a type byte, then text up to NUL; "M" is the message
+        fields = {field[:1]: field[1:].decode(errors="replace") for field in reply[5:].split(b"\0")}
+        return False, fields.get(b"M", "refused the connection")
+    return False, f"unexpected answer on {host}:{port}: {reply[:16]!r}"
+
+
+def redis_answers(host: str, port: int, timeout: float = 2) -> tuple[bool, str]:
+    """PING: "+PONG" when ready; "-LOADING ..." while it reads its data back from disk."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            connection.sendall(b"PING\r\n")
+            reply = connection.recv(256).decode(errors="replace").strip()
+    except OSError as exc:
+        return False, f"no answer on {host}:{port} ({exc})"
+    # A password-protected server answering NOAUTH is up, too.
+    return reply == "+PONG" or reply.startswith("-NOAUTH"), reply or "empty answer"
 
 
 def _last_line(result) -> str:

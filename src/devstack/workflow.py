@@ -210,7 +210,7 @@ def clean(stack: Stack, *, yes: bool, confirm: Confirm | None,
     Returns the volumes deleted (none when the answer was not yes).
     """
     log, runtime = stack.log, stack.runtime
-    stack.down()
+    stack.remove()
     volumes = [name for name in stack.config.volume_names() if runtime.volume_exists(name)]
     log(f"containers of stack {stack.config.project} removed")
     if not volumes:

@@ -1,8 +1,13 @@
 """The container's entrypoint and the settings modules, run as real processes."""
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -41,6 +46,72 @@ def test_entrypoint_waits_then_execs_the_command():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "server started"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _dev_server(port: int, **env):
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings.dev",
+                   "MIGRATE_ON_START": "false", **env}
+    return subprocess.Popen(
+        [sys.executable, "-m", "config.entrypoint", sys.executable, "src/manage.py", "runserver",
+         f"127.0.0.1:{port}"],
+        cwd=APP_DIR, env=environment, start_new_session=True, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_dev_server_forked_by_the_entrypoint_serves_and_stops_at_once():
+    port = _free_port()
+    server = _dev_server(port)
+    try:
+        deadline, status = time.monotonic() + 30, None
+        while time.monotonic() < deadline and status != 200:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health/", timeout=2) as r:
+                    status = r.status
+            except (urllib.error.URLError, OSError):
+                assert server.poll() is None, server.communicate()[1]
+                time.sleep(0.05)
+        assert status == 200
+        # TERM to the group, as dumb-init sends it on `stop`: parent and child leave at once.
+        started = time.monotonic()
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=5)
+        assert time.monotonic() - started < 2
+        time.sleep(0.2)
+        assert not _group_alive(server.pid), "a server process outlived the stop"
+    finally:
+        if _group_alive(server.pid):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.communicate()
+
+
+def test_dev_server_without_a_database_fails_with_one_line_and_leaves_no_child():
+    server = _dev_server(_free_port(), DATABASE_URL="postgres://app:app@127.0.0.1:1/app",
+                         DB_WAIT_TIMEOUT="1")
+    try:
+        _, stderr = server.communicate(timeout=30)
+        assert server.returncode != 0
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1, stderr
+        assert "database at 127.0.0.1:1 not ready after 1s" in lines[0]
+        time.sleep(0.2)
+        assert not _group_alive(server.pid), "the forked server was left running"
+    finally:
+        if _group_alive(server.pid):
+            os.killpg(server.pid, signal.SIGKILL)
 
 
 def test_malformed_database_url_is_one_line_naming_the_variable():

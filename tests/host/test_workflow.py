@@ -14,13 +14,15 @@ from conftest import ROOT, session_env, start
 
 from devstack import workflow
 from devstack.errors import StackError
-from devstack.verify import http
+from devstack.stack import postgres_answers, redis_answers
+from devstack.verify import free_port, http
 
 
-def nox(stack, *args, input=None):
+def nox(stack, *args, input=None, env=None):
     """Run `nox -s ...` from the checkout against the isolated stack, as a developer would."""
     return subprocess.run([sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), *args],
-                          env=session_env(stack), capture_output=True, text=True, timeout=300,
+                          env={**session_env(stack), **(env or {})}, capture_output=True,
+                          text=True, timeout=300,
                           input=input or "", cwd=ROOT)
 
 
@@ -54,6 +56,55 @@ def test_status_sees_a_stopped_service(isolated_stack):
         seconds = workflow.restart(isolated_stack, ["redis"])
     assert seconds < 60
     assert isolated_stack.service_ready("redis")[0]
+
+
+def test_probes_speak_each_protocol_on_the_published_ports(isolated_stack):
+    config = isolated_stack.config
+    host, db, redis = config.host, config.port("db"), config.port("redis")
+    user, database = config.values["POSTGRES_USER"], config.values["POSTGRES_DB"]
+    assert postgres_answers(host, db, user, database) == (True, "accepting connections")
+    assert redis_answers(host, redis) == (True, "+PONG")
+    # Each probe really speaks its protocol: the other server's port does not pass.
+    assert not postgres_answers(host, redis, user, database)[0]
+    assert not redis_answers(host, db)[0]
+    closed = free_port()
+    ok, detail = postgres_answers(host, closed, user, database)
+    assert not ok and f"no answer on {host}:{closed}" in detail
+
+
+def test_down_keeps_the_containers_and_up_starts_the_same_ones(isolated_stack):
+    runtime, project = isolated_stack.runtime, isolated_stack.config.project
+    before = {c.service: c.id for c in runtime.containers(project)}
+    down = nox(isolated_stack, "-s", "down")
+    assert down.returncode == 0, down.stderr
+    stopped = {c.service: c for c in runtime.containers(project)}
+    assert {s: c.id for s, c in stopped.items()} == before
+    assert all(c.state != "running" for c in stopped.values())
+    assert all(runtime.volume_exists(v) for v in isolated_stack.config.volume_names())
+    up = nox(isolated_stack, "-s", "up")
+    assert up.returncode == 0, up.stderr
+    assert " up -d" not in up.stderr  # started directly, not through the compose tool
+    started = {c.service: c for c in runtime.containers(project)}
+    assert {s: c.id for s, c in started.items()} == before
+    assert all(c.state == "running" for c in started.values())
+    assert http("GET", f"{isolated_stack.config.app_url}/api/v1/health/")[0] == 200
+
+
+def test_up_recreates_stopped_containers_whose_configuration_changed(isolated_stack):
+    runtime, project = isolated_stack.runtime, isolated_stack.config.project
+    before = {c.service: c.id for c in runtime.containers(project)}
+    assert nox(isolated_stack, "-s", "down").returncode == 0
+    changed = nox(isolated_stack, "-s", "up", env={"DB_WAIT_TIMEOUT": "61"})
+    try:
+        assert changed.returncode == 0, changed.stderr
+        after = {c.service: c for c in runtime.containers(project)}
+        assert all(after[s].id != before[s] for s in before), "a stale container was reused"
+        app = next(c for c in after.values() if c.service == "app")
+        inspect = runtime.engine_cmd("inspect", "--format", "{{json .Config.Env}}", app.name,
+                                     capture=True, quiet=True)
+        assert "DB_WAIT_TIMEOUT=61" in json.loads(inspect.stdout)
+    finally:  # back to the module's configuration for the tests that follow
+        assert nox(isolated_stack, "-s", "up").returncode == 0
 
 
 def test_logs_of_one_service_are_its_real_output(isolated_stack, capfd):
