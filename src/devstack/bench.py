@@ -31,6 +31,8 @@ from .stack import Stack
 from .verify import checkout_copy, http, isolated_overrides
 
 BENCH_TAG = "localhost/djstack-wf-bench-app"
+# Small pure-Python packages the app does not use: one is added per dependency rebuild.
+NEW_DEPENDENCIES = ("six", "toolz", "tabulate", "cachetools", "itsdangerous", "text-unidecode")
 PROBE_ROUTE = "__bench__/"
 
 
@@ -214,15 +216,18 @@ class Bench:
         view.write_text(view.read_text() + f"\n# bench: code-only change {number}\n")
 
     def change_dependency(self, number: int) -> None:
-        """A real dependency change: `uv add` rewrites pyproject.toml and uv.lock."""
-        uv = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
+        """A real dependency change: `uv add` of a package the image does not have yet, which
+        rewrites pyproject.toml and uv.lock. A token in the requirement makes the lock unlike
+        any an earlier bench run built, so no cached layer can answer for it."""
+        uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
         if not uv:
-            raise StackError("bench: the dependency-change rebuild needs uv on PATH "
-                             "(`pipx install uv`), to re-lock like a developer would")
+            raise StackError("bench: the dependency-change rebuild needs uv (the host group "
+                             "installs it: run `python3 noxfile.py -s bench`)")
         ca = self.config.values.get("CA_BUNDLE") or "/etc/ssl/certs/ca-certificates.crt"
         env = {**os.environ, **({"SSL_CERT_FILE": ca} if Path(ca).is_file() else {})}
-        # A different requirement each time, so no earlier layer matches.
-        self.runtime.run([uv, "add", "--no-sync", f"iniconfig>=2,!=1.{number}.99"],
+        package = NEW_DEPENDENCIES[number % len(NEW_DEPENDENCIES)]
+        token = secrets.randbelow(10**6)
+        self.runtime.run([uv, "add", "--no-sync", f"{package}>=0,!=0.0.{token}"],
                          cwd=self.config.root, env=env, capture=True, quiet=True)
 
     def bare_postgres(self) -> list[float]:

@@ -76,13 +76,19 @@ def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 
 def context_tar(root: Path, containerfile: Path) -> bytes:
-    """The context (plus the Containerfile, which the builder reads from the stream)."""
+    """The context, plus the Containerfile, which the builder reads from the stream, and a
+    .dockerignore naming both, so that `COPY . /app/` leaves them out as buildah does."""
     buffer = io.BytesIO()
     names = set(context_files(root, root / ".containerignore"))
-    names.add(containerfile.relative_to(root).as_posix())
+    containerfile_name = containerfile.relative_to(root).as_posix()
+    names.add(containerfile_name)
+    ignore = f"{containerfile_name}\n.dockerignore\n".encode()
     # GNU format with whole-second times: Docker's client sniffs the first 512 bytes to tell
     # an archive from a Dockerfile, and a PAX header (Python's default) does not fit there.
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for name in sorted(names):
             tar.add(root / name, arcname=name, recursive=False, filter=_plain)
+        info = tarfile.TarInfo(".dockerignore")
+        info.size, info.mode = len(ignore), 0o644
+        tar.addfile(info, io.BytesIO(ignore))
     return buffer.getvalue()

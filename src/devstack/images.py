@@ -9,6 +9,10 @@ import subprocess
 import os
 import shutil
 import tempfile
+try:
+    import tomllib
+except ImportError:  # Python 3.10: nox brings tomli
+    import tomli as tomllib  # type: ignore[no-redef]
 from pathlib import Path
 
 from .config import OFFICIAL_IMAGES, StackConfig
@@ -154,7 +158,8 @@ def inputs_digest(root: Path, python_image: str, files: list[str]) -> str:
 
 
 def _ensure_image(runtime: Runtime, config: StackConfig, *, tag: str, target: str,
-                  inputs: list[str], build_args: dict[str, str], force: bool) -> bool:
+                  inputs: list[str], build_args: dict[str, str], force: bool,
+                  labels: dict[str, str] | None = None) -> bool:
     """Build unless an image with the same inputs exists here or in another engine."""
     digest = inputs_digest(config.root, config.values["PYTHON_IMAGE"], inputs)
     if not force and (runtime.image_label(tag, APP_INPUTS_LABEL) == digest
@@ -163,7 +168,7 @@ def _ensure_image(runtime: Runtime, config: StackConfig, *, tag: str, target: st
     runtime.build(context=config.root, containerfile=config.root / "Containerfile", tag=tag,
                   target=target,
                   build_args={"PYTHON_IMAGE": config.values["PYTHON_IMAGE"], **build_args},
-                  labels={APP_INPUTS_LABEL: digest},
+                  labels={APP_INPUTS_LABEL: digest, **(labels or {})},
                   ca_bundle=ca_bundle_path(config.values.get("CA_BUNDLE")))
     return True
 
@@ -180,8 +185,74 @@ def ensure_app_image(runtime: Runtime, config: StackConfig, *, force: bool = Fal
     """The dev image: rebuilt only when its dependency inputs change (the source is mounted)."""
     if target == "prod":
         return ensure_prod_image(runtime, config, force=force, tag=tag)
-    return _ensure_image(runtime, config, tag=tag or config.values["APP_IMAGE"], target=target,
-                         inputs=list(APP_INPUTS), build_args={}, force=force)
+    tag = tag or config.values["APP_IMAGE"]
+    seed = dependency_seed(config.root / "uv.lock", runtime.image_label(tag, DEPS_SEED_LABEL))
+    return _ensure_image(runtime, config, tag=tag, target=target, inputs=list(APP_INPUTS),
+                         build_args={"DEPS_SEED": seed}, labels={DEPS_SEED_LABEL: seed},
+                         force=force)
+
+
+# --- the dependency seed (Containerfile, stage deps-dev) -----------------------------------
+DEPS_SEED_LABEL = "io.djstack.deps-seed"
+# Where the dev image runs: markers in uv.lock are evaluated for it.
+IMAGE_MARKER_ENVIRONMENT = {
+    "os_name": "posix", "sys_platform": "linux", "platform_system": "Linux",
+    "platform_machine": "x86_64", "implementation_name": "cpython",
+    "platform_python_implementation": "CPython", "python_version": "3.13",
+    "python_full_version": "3.13.0", "implementation_version": "3.13.0",
+}
+
+
+def dependency_seed(lock: Path, previous: str | None) -> str:
+    """The seed the dev image's dependency layer starts from: the previous one while uv.lock
+    has moved on only a little (that layer stays cached; the sync installs the difference),
+    else the lock's current pins (a full install, once)."""
+    current = locked_pins(lock)
+    if previous:
+        earlier = set(previous.split())
+        if len(earlier ^ set(current)) <= max(4, len(current) // 5):
+            return previous
+    return " ".join(current)
+
+
+def locked_pins(lock: Path) -> list[str]:
+    """`name==version` of what the dev image installs from uv.lock: the project's
+    dependencies and its dev group, followed through the lock, for Linux and CPython."""
+    packages: dict[str, list[dict]] = {}
+    for package in tomllib.loads(lock.read_text()).get("package", []):
+        packages.setdefault(package["name"], []).append(package)
+    project = next((p for versions in packages.values() for p in versions
+                    if set(p.get("source", {})) & {"virtual", "editable"}), None)
+    if project is None:
+        return []
+    pending = [*project.get("dependencies", []),
+               *project.get("dev-dependencies", {}).get("dev", [])]
+    pins, seen = set(), set()
+    while pending:
+        requirement = pending.pop()
+        key = (requirement["name"], tuple(requirement.get("extra", ())))
+        if key in seen or not _applies(requirement.get("marker")):
+            continue
+        seen.add(key)
+        versions = packages.get(requirement["name"], [])
+        if len(versions) != 1:  # several versions for several platforms: the sync decides
+            continue
+        package = versions[0]
+        pins.add(f"{package['name']}=={package['version']}")
+        pending += package.get("dependencies", [])
+        for extra in requirement.get("extra", ()):
+            pending += package.get("optional-dependencies", {}).get(extra, [])
+    return sorted(pins)
+
+
+def _applies(marker: str | None) -> bool:
+    if not marker:
+        return True
+    try:
+        from packaging.markers import Marker  # nox depends on it
+    except ImportError:
+        return False  # left to the sync
+    return Marker(marker).evaluate(IMAGE_MARKER_ENVIRONMENT)
 
 
 def ensure_prod_image(runtime: Runtime, config: StackConfig, *, force: bool = False,

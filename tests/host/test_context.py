@@ -27,12 +27,14 @@ def test_patterns_follow_docker_semantics(tmp_path):
     assert context_files(tmp_path, tmp_path / ".containerignore") == ["keep/a.py", "keep/sub/b.py"]
 
 
-def test_context_tar_carries_the_containerfile(tmp_path):
+def test_context_tar_carries_the_containerfile_and_keeps_it_out_of_copies(tmp_path):
     (tmp_path / "Containerfile").write_text("FROM scratch\n")
     (tmp_path / "app.py").write_text("x")
     (tmp_path / ".containerignore").write_text("*\n!app.py\n")
     with tarfile.open(fileobj=io.BytesIO(context_tar(tmp_path, tmp_path / "Containerfile"))) as tar:
-        assert sorted(tar.getnames()) == ["Containerfile", "app.py"]
+        assert sorted(tar.getnames()) == [".dockerignore", "Containerfile", "app.py"]
+        ignored = tar.extractfile(".dockerignore").read().decode().split()
+    assert ignored == ["Containerfile", ".dockerignore"]
 
 
 def test_context_stream_is_recognised_as_an_archive_from_its_first_block(tmp_path):
