@@ -24,15 +24,13 @@ from contextlib import contextmanager  # noqa: E402
 
 import nox  # noqa: E402
 
-from devstack import bench as benchmarks  # noqa: E402
-from devstack import kube as k8s  # noqa: E402
+# The modules of the occasional sessions (prod, kube, verify, bench) are imported there:
+# `up` and the daily sessions start sooner.
 from devstack import snapshots, workflow  # noqa: E402
 from devstack.config import StackConfig  # noqa: E402
 from devstack.errors import StackError  # noqa: E402
-from devstack.production import ProdStack  # noqa: E402
 from devstack.runtime import detect  # noqa: E402
 from devstack.stack import Stack  # noqa: E402
-from devstack.verify import verify as verify_stack  # noqa: E402
 
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -207,6 +205,8 @@ def db_import(session: nox.Session) -> None:
 def prod(session: nox.Session) -> None:
     """Run the prod image hardened, with PostgreSQL and Redis, migrated (`-- down` stops it)."""
     with stack(session) as s:
+        from devstack.production import ProdStack
+
         production = ProdStack.for_checkout(s.runtime, s.config)
         if session.posargs[:1] == ["down"]:
             return production.down()
@@ -220,6 +220,8 @@ def prod(session: nox.Session) -> None:
 def kube(session: nox.Session) -> None:
     """Run the Kubernetes manifests with podman kube play until healthy (`-- up|down|render`)."""
     with stack(session) as s:
+        from devstack import kube as k8s
+
         print(k8s.command(s.runtime, s.config, session.posargs), flush=True)
 
 
@@ -236,6 +238,8 @@ def tests(session: nox.Session) -> None:
 def verify(session: nox.Session) -> None:
     """Prove on an isolated copy: healthy, reload, migration, data survives restart, files yours."""
     with stack(session) as s:
+        from devstack.verify import verify as verify_stack
+
         report = verify_stack(s.runtime, s.config)
         session.log(f"verify passed on {s.runtime.describe()}:\n{report.table()}")
 
@@ -260,6 +264,8 @@ def check(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Measure up, down, reload and rebuilds on an isolated copy; write docs/benchmarks.md."""
     with stack(session) as s:
+        from devstack import bench as benchmarks
+
         options = benchmarks.parse_args(session.posargs)
         results = benchmarks.bench(s.runtime, s.config, **options)
         benchmarks.write_report(results, s.runtime, ROOT / "docs" / "benchmarks.md", **options)

@@ -8,7 +8,7 @@ DB_WAIT_TIMEOUT (seconds, default 60) bounds the wait; MIGRATE_ON_START=false sk
 The dev server (`manage.py runserver` with its reloader) starts from this process instead of
 being exec'd: Django is already set up here, so a forked child serves at once, and only the
 restarts after an edit start a fresh interpreter, as Django's own reloader does. That saves
-two Django boots on every `up`.
+two Django boots on every start.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 RELOADER_ENV = "RUN_MAIN"  # django.utils.autoreload.DJANGO_AUTORELOAD_ENV
 RESTART_CODE = 3  # what a reloader child exits with when a file changed
@@ -81,44 +80,65 @@ def is_reloading_runserver(argv: list[str]) -> bool:
             and args[1] == "runserver" and "--noreload" not in args)
 
 
-def serve_with_reloader(argv: list[str], prepare: Callable[[], None]) -> None:
-    """Fork the first server from this set-up process; restart fresh ones after edits.
+def serve_with_reloader(argv: list[str], *, migrated: bool) -> None:
+    """Fork the first server from this set-up, migrated process; restart fresh ones after
+    edits, as Django's reloader parent does.
 
-    The child runs the system checks while this process waits for the database and
-    migrates (`prepare`); it serves only once told the migrations are in place, which is
-    the check runserver would otherwise repeat.
+    The forked server skips the migration check when this process just migrated, and the
+    system checks, which this process runs meanwhile. If they fail, the forked server is replaced by a fresh
+    one, which shows the errors and waits for a fix, as runserver does.
     """
+    preload()
     sys.stdout.flush()
     sys.stderr.flush()
     # Stopping must be instant: leave quietly on TERM, as Django's reloader parent does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    ready_read, ready_write = os.pipe()
     child = os.fork()
     if child == 0:
-        os.close(ready_write)
         from django.core.management import execute_from_command_line
         from django.core.management.commands import runserver
 
-        def wait_for_parent(_command) -> None:
-            if os.read(ready_read, 1) != b"1":
-                os._exit(1)  # the parent failed and said why
-            os.close(ready_read)
-
-        runserver.Command.check_migrations = wait_for_parent
+        if migrated:
+            runserver.Command.check_migrations = lambda _command: None
         os.environ[RELOADER_ENV] = "true"
-        execute_from_command_line(argv[1:] if _is_python(argv[0]) else argv)
+        execute_from_command_line([*(argv[1:] if _is_python(argv[0]) else argv), "--skip-checks"])
         sys.exit(0)
-    os.close(ready_read)
-    prepare()
-    os.write(ready_write, b"1")
-    os.close(ready_write)
     try:
-        code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+        if system_checks_pass():
+            code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+        else:
+            os.kill(child, signal.SIGTERM)
+            os.waitpid(child, 0)
+            code = RESTART_CODE
         while code == RESTART_CODE:
             code = subprocess.run(argv, env={**os.environ, RELOADER_ENV: "true"}).returncode
     except KeyboardInterrupt:  # Ctrl-C on an attached `compose up`: the child stops too
         code = 0
     sys.exit(code)
+
+
+def preload() -> None:
+    """Import what the first request needs (the URLconf with its views, the cache client)
+    before the fork, so that the forked server answers it at once. Nothing connects here:
+    no socket may be shared with the child."""
+    from django.core.cache import caches
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns
+    for alias in caches:
+        getattr(caches[alias], "client", None)  # django-redis builds its client lazily
+
+
+def system_checks_pass() -> bool:
+    """`manage.py check`, as runserver runs it; the errors are shown by the next server."""
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    try:
+        call_command("check")
+    except SystemCheckError:
+        return False
+    return True
 
 
 def main(argv: list[str]) -> None:
@@ -137,15 +157,12 @@ def main(argv: list[str]) -> None:
     except ImproperlyConfigured as exc:
         sys.exit(f"entrypoint: {exc}")
 
-    def prepare() -> None:
-        wait_for_database(float(os.environ.get("DB_WAIT_TIMEOUT", "60")))
-        if migrate:
-            migrate_if_needed()
-        connections.close_all()
-
+    wait_for_database(float(os.environ.get("DB_WAIT_TIMEOUT", "60")))
+    if migrate:
+        migrate_if_needed()
+    connections.close_all()  # neither a forked server nor the exec'd command may share it
     if is_reloading_runserver(argv) and os.environ.get(RELOADER_ENV) != "true":
-        serve_with_reloader(argv, prepare)
-    prepare()
+        serve_with_reloader(argv, migrated=migrate)
     os.execvp(argv[0], argv)
 
 

@@ -27,8 +27,8 @@ from .config import StackConfig
 from .errors import StackError
 from .images import ensure_app_image
 from .runtime import Runtime
-from .stack import Stack
-from .verify import checkout_copy, http, isolated_overrides
+from .stack import Stack, postgres_answers
+from .verify import checkout_copy, free_port, http, isolated_overrides
 
 BENCH_TAG = "localhost/djstack-wf-bench-app"
 # Small pure-Python packages the app does not use: one is added per dependency rebuild.
@@ -231,19 +231,23 @@ class Bench:
                          cwd=self.config.root, env=env, capture=True, quiet=True)
 
     def bare_postgres(self) -> list[float]:
-        """A bare PostgreSQL container from a warm volume: `run` until pg_isready answers."""
+        """A bare PostgreSQL container from a warm volume: `run` until it answers on its
+        published port, probed as `up` probes the stack's (a startup packet, every 10 ms)."""
         values, image = self.config.values, self.config.values["POSTGRES_IMAGE"]
-        volume = f"{self.bare}-data"
-        wait = "until pg_isready -q -h 127.0.0.1; do sleep 0.02; done"
+        volume, port = f"{self.bare}-data", free_port()
 
         def once() -> float:
             started = time.monotonic()
             self.runtime.engine_cmd("run", "-d", "--name", self.bare, "-v",
                                     f"{volume}:/var/lib/postgresql/data",
+                                    "-p", f"127.0.0.1:{port}:5432",
                                     "-e", f"POSTGRES_PASSWORD={values['POSTGRES_PASSWORD']}",
                                     image, capture=True, quiet=True)
-            self.runtime.engine_cmd("exec", self.bare, "sh", "-c", wait, capture=True,
-                                    quiet=True, timeout=120)
+            while not postgres_answers("127.0.0.1", port, "postgres", "postgres")[0]:
+                if time.monotonic() - started > 120:
+                    raise StackError("bench: the bare PostgreSQL container did not answer "
+                                     "within 120 s")
+                time.sleep(0.01)
             seconds = time.monotonic() - started
             self.runtime.engine_cmd("rm", "-f", self.bare, capture=True, quiet=True)
             return seconds
@@ -366,11 +370,13 @@ from the issue. Run it again on your machine with `nox -s bench` (`-- --runs N -
   (initdb, migrations, every service answering). **Cold build**: `--no-cache`, no layer is
   reused; still warm here: {results.cold_build_keeps}. The base images count as given (pulled
   or, without a registry, the stand-ins).
-- **warm up**: `nox -s down` then `nox -s up` with the image built and the volumes populated,
-  to every service answering (PostgreSQL `pg_isready`, Redis `PING`, the app's health
-  endpoint with database and cache checked).
-- **bare PostgreSQL**: `run` of the PostgreSQL image alone on a populated volume until
-  `pg_isready` answers, on the same runtime in the same run. **Django boot**: `manage.py
+- **warm up**: `nox -s down` (which stops the containers and keeps them) then `nox -s up`
+  with the image built and the volumes populated, to every service answering on its
+  published port (a PostgreSQL startup packet as `pg_isready` sends, Redis `PING`, the
+  app's health endpoint with database and cache checked).
+- **bare PostgreSQL**: `run` of the PostgreSQL image alone on a populated volume until it
+  answers on its published port (the same probe as `up`'s, every 10 ms), on the same
+  runtime in the same run. **Django boot**: `manage.py
   check` in the app container (interpreter, settings, apps, URLs, system checks). The
   target for warm up is 1.5 x their sum.
 - **up when already up**, **down**: the Nox sessions, as typed (Nox's own start included).
@@ -378,8 +384,10 @@ from the issue. Run it again on your machine with `nox -s bench` (`-- --runs N -
   10 ms; p50 / p95 over {edits} edits.
 - **rebuilds**: `build` of the dev image with the layer cache, after appending a comment
   to a source file (code only; day to day the bind mount makes even this unnecessary), and
-  after `uv add` of a dependency, which rewrites `pyproject.toml` and `uv.lock`: the
-  dependency layers run again, with packages already downloaded taken from the cache mount.
+  after `uv add` of a package the image does not have yet ({", ".join(NEW_DEPENDENCIES[:build_runs])}),
+  which rewrites `pyproject.toml` and `uv.lock`, with a token in the requirement so that
+  no layer of an earlier run can match: the sync step runs again on the cached seed layer
+  and installs the new package (docs/configuration.md, "Why a seed").
 - Benchmarks run on a copy of the checkout with their own stack, volumes, ports and image
   tags ({BENCH_TAG}:dev/prod), all removed afterwards. Runs: {runs} (builds: {build_runs}).
 """

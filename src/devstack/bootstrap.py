@@ -1,7 +1,7 @@
 """`python3 noxfile.py <nox arguments>`: run nox with nothing installed but Python.
 
 Makes a private virtual environment (.nox/_tools) with the `host` dependency group of
-pyproject.toml (nox, podman-compose) on first use, then hands over to its nox. The
+pyproject.toml (nox, podman-compose, uv) on first use, then hands over to its nox. The
 environment is remade when that group changes.
 """
 

@@ -93,8 +93,11 @@ class Stack:
         """Start (or keep) the stack and return once every service answers; returns seconds."""
         started = time.monotonic()
         digest = self.config_digest()
-        containers = {c.service: c for c in self.runtime.containers(self.config.project)}
-        current = self.is_current(containers, digest)
+        with ThreadPoolExecutor(max_workers=2) as pool:  # two engine queries at once
+            listing = pool.submit(self.runtime.containers, self.config.project)
+            image = pool.submit(app_image_up_to_date, self.runtime, self.config)
+            containers = {c.service: c for c in listing.result()}
+            current = self.is_current(containers, digest, image.result())
         stopped = [s for s in self.services if current and containers[s].state != "running"]
         if current and stopped:
             if self.start_stopped(containers, stopped):
@@ -108,9 +111,13 @@ class Stack:
             if os.getuid() == 0 and "SUDO_UID" not in os.environ:
                 self.log("note: as plain root, the app still runs as UID 1001 (never root) and "
                          "cannot write into a root-owned source tree; run as your user or with sudo")
-            # podman-compose does not notice a changed configuration by itself.
+            # podman-compose does not notice a changed configuration by itself. --no-deps with
+            # every service named: all start, in dependency order, but Podman records no
+            # start-up dependency (--requires), so a later `up` can start the app first and
+            # let it boot while the database starts; the app waits for it by itself.
             changed = any(c.labels.get(CONFIG_LABEL) != digest for c in containers.values())
-            self.compose("up", "-d", *(["--force-recreate"] if changed else []), capture=True)
+            self.compose("up", "-d", "--no-deps", *(["--force-recreate"] if changed else []),
+                         *self.services, capture=True)
             self.recreate_if_stale("app")
         self.wait_ready(timeout=float(self.config.values["UP_TIMEOUT"]),
                         known=containers if current else None)
@@ -131,14 +138,13 @@ class Stack:
     def config_digest(self) -> str:
         return self.compose_env()["DJSTACK_CONFIG"]
 
-    def is_current(self, containers: dict, digest: str) -> bool:
+    def is_current(self, containers: dict, digest: str, current_image: str | None) -> bool:
         """Every service has a container (running or stopped) made from this configuration
-        and the current app image."""
+        and the current app image (`current_image`: its ID, None when it is out of date)."""
         if any(containers.get(s) is None for s in self.services):
             return False
         if any(containers[s].labels.get(CONFIG_LABEL) != digest for s in self.services):
             return False
-        current_image = app_image_up_to_date(self.runtime, self.config)
         return current_image is not None and containers["app"].image == current_image
 
     def recreate_if_stale(self, service: str) -> None:
@@ -192,14 +198,14 @@ class Stack:
                    known: dict | None = None) -> None:
         """Probe every service in parallel until all answer (`known`: containers just listed).
 
-        Rounds are 50 ms apart; the container list (is anything stopped?) is read again at
+        Rounds are 20 ms apart (a probe is a socket or one HTTP request); the container list (is anything stopped?) is read again at
         most every second, since it costs more than a probe.
         """
         deadline = time.monotonic() + timeout
         started = time.monotonic()
         pending = list(services or self.services)
         seen: dict[str, str] = {}
-        containers, listed = known, 0.0
+        containers, listed = known, time.monotonic()
         with ThreadPoolExecutor(max_workers=len(pending)) as pool:
             while pending:
                 if containers is None or (seen and time.monotonic() - listed > 1):
@@ -225,7 +231,7 @@ class Stack:
                     raise StackError(f"not ready after {timeout:g}s ({waiting}); see "
                                      f"`nox -s logs -- {pending[0]}`, or raise UP_TIMEOUT")
                 if pending:
-                    time.sleep(0.05)
+                    time.sleep(0.02)
 
     def _stopped_message(self, service: str) -> str:
         logs = self.compose("logs", "--tail", "5", service, capture=True, check=False, quiet=True)

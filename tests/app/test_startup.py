@@ -65,6 +65,8 @@ def _group_alive(pgid: int) -> bool:
 def _dev_server(port: int, **env):
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings.dev",
                    "MIGRATE_ON_START": "false", **env}
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [env.get("PYTHONPATH"), os.environ.get("PYTHONPATH")]))
     return subprocess.Popen(
         [sys.executable, "-m", "config.entrypoint", sys.executable, "src/manage.py", "runserver",
          f"127.0.0.1:{port}"],
@@ -96,6 +98,23 @@ def test_dev_server_forked_by_the_entrypoint_serves_and_stops_at_once():
         if _group_alive(server.pid):
             os.killpg(server.pid, signal.SIGKILL)
         server.communicate()
+
+
+def test_dev_server_with_a_failing_system_check_shows_it_and_does_not_serve(tmp_path):
+    """The forked server skips the checks the entrypoint runs; on an error a fresh server
+    takes over, prints it and waits for a fix, as runserver does."""
+    (tmp_path / "broken_settings.py").write_text("from settings.dev import *  # noqa\nCACHES = {}\n")
+    port = _free_port()
+    server = _dev_server(port, DJANGO_SETTINGS_MODULE="broken_settings", PYTHONPATH=str(tmp_path))
+    try:
+        time.sleep(8)  # set-up, checks, the fresh server's checks
+        assert server.poll() is None, "the reloader parent must keep waiting for a fix"
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health/", timeout=2)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        _, stderr = server.communicate(timeout=10)
+    assert "caches.E001" in stderr
 
 
 def test_dev_server_without_a_database_fails_with_one_line_and_leaves_no_child():

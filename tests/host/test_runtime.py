@@ -55,6 +55,22 @@ def test_engine_that_cannot_run_containers_is_reported(tmp_path, monkeypatch):
         detect("docker")
 
 
+def test_podman_that_cannot_list_containers_is_reported(tmp_path, monkeypatch):
+    for name, script in {"podman": "echo 'Error: stat /var/lib/containers: permission denied' >&2\n"
+                                   "exit 125\n",
+                         "podman-compose": "exit 0\n"}.items():
+        (tmp_path / name).write_text("#!/bin/sh\n" + script)
+        (tmp_path / name).chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(runtime_module.sys, "executable", str(tmp_path / "python"))
+    expected = r"podman is installed but cannot run containers \(Error: stat /var/lib/containers"
+    with pytest.raises(StackError, match=expected):  # detected: probed at once
+        detect(None)
+    chosen = detect("podman")  # named: the first listing of containers says the same
+    with pytest.raises(StackError, match=expected):
+        chosen.containers("djstack")
+
+
 def test_the_installed_runtime_is_detected_and_works():
     runtime = detect(os.environ.get("CONTAINER_RUNTIME"))
     assert runtime.name in {"podman", "docker"}

@@ -103,6 +103,10 @@ def test_up_recreates_stopped_containers_whose_configuration_changed(isolated_st
         inspect = runtime.engine_cmd("inspect", "--format", "{{json .Config.Env}}", app.name,
                                      capture=True, quiet=True)
         assert "DB_WAIT_TIMEOUT=61" in json.loads(inspect.stdout)
+        if runtime.name == "podman":  # no --requires: a later `up` can start the app first
+            deps = runtime.engine_cmd("inspect", "--format", "{{.Dependencies}}", app.name,
+                                      capture=True, quiet=True)
+            assert deps.stdout.decode().strip() == "[]"
     finally:  # back to the module's configuration for the tests that follow
         assert nox(isolated_stack, "-s", "up").returncode == 0
 
