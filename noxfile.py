@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Develop the Django backend in containers: `nox -l` lists the sessions.
 
-No nox installed? `python3 noxfile.py -s up` installs it (and podman-compose) into
+No nox installed? `python3 noxfile.py -s up` installs it (with podman-compose and uv) into
 .nox/_tools on first use and runs it. The container runtime is CONTAINER_RUNTIME
 (podman or docker), auto-detected when unset; see docs/runtimes.md.
 """
