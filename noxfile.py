@@ -33,7 +33,9 @@ from devstack.runtime import detect  # noqa: E402
 from devstack.stack import Stack  # noqa: E402
 
 nox.needs_version = ">=2025.2.9"
-nox.options.default_venv_backend = "uv|virtualenv"
+# pip, not uv, for session venvs: pip honours the pip.conf / PIP_CERT a TLS-intercepting
+# proxy needs, and the bootstrap already proved it works here.
+nox.options.default_venv_backend = "virtualenv"
 nox.options.sessions = ["up"]
 nox.options.reuse_venv = "yes"
 

@@ -85,31 +85,25 @@ def serve_with_reloader(argv: list[str], *, migrated: bool) -> None:
     edits, as Django's reloader parent does.
 
     The forked server skips the migration check when this process just migrated, and the
-    system checks, which this process runs meanwhile. If they fail, the forked server is replaced by a fresh
-    one, which shows the errors and waits for a fix, as runserver does.
+    system checks, which this process runs meanwhile. If they fail, or if the code does not
+    even import, a fresh server takes over: it shows the error and waits for a fix, as
+    runserver does.
     """
-    preload()
-    sys.stdout.flush()
-    sys.stderr.flush()
     # Stopping must be instant: leave quietly on TERM, as Django's reloader parent does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    child = os.fork()
-    if child == 0:
-        from django.core.management import execute_from_command_line
-        from django.core.management.commands import runserver
-
-        if migrated:
-            runserver.Command.check_migrations = lambda _command: None
-        os.environ[RELOADER_ENV] = "true"
-        execute_from_command_line([*(argv[1:] if _is_python(argv[0]) else argv), "--skip-checks"])
-        sys.exit(0)
+    code = RESTART_CODE
     try:
-        if system_checks_pass():
-            code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
-        else:
-            os.kill(child, signal.SIGTERM)
-            os.waitpid(child, 0)
-            code = RESTART_CODE
+        if preloaded():
+            sys.stdout.flush()
+            sys.stderr.flush()
+            child = os.fork()
+            if child == 0:
+                serve_forked(argv, migrated=migrated)
+            if system_checks_pass():
+                code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+            else:
+                os.kill(child, signal.SIGTERM)
+                os.waitpid(child, 0)
         while code == RESTART_CODE:
             code = subprocess.run(argv, env={**os.environ, RELOADER_ENV: "true"}).returncode
     except KeyboardInterrupt:  # Ctrl-C on an attached `compose up`: the child stops too
@@ -117,26 +111,40 @@ def serve_with_reloader(argv: list[str], *, migrated: bool) -> None:
     sys.exit(code)
 
 
-def preload() -> None:
+def serve_forked(argv: list[str], *, migrated: bool) -> None:
+    from django.core.management import execute_from_command_line
+    from django.core.management.commands import runserver
+
+    if migrated:
+        runserver.Command.check_migrations = lambda _command: None
+    os.environ[RELOADER_ENV] = "true"
+    execute_from_command_line([*(argv[1:] if _is_python(argv[0]) else argv), "--skip-checks"])
+    sys.exit(0)
+
+
+def preloaded() -> bool:
     """Import what the first request needs (the URLconf with its views, the cache client)
     before the fork, so that the forked server answers it at once. Nothing connects here:
-    no socket may be shared with the child."""
+    no socket may be shared with the child. False when the code does not import."""
     from django.core.cache import caches
     from django.urls import get_resolver
 
-    get_resolver().url_patterns
-    for alias in caches:
-        getattr(caches[alias], "client", None)  # django-redis builds its client lazily
+    try:
+        get_resolver().url_patterns
+        for alias in caches:
+            getattr(caches[alias], "client", None)  # django-redis builds its client lazily
+    except Exception:  # noqa: BLE001 - any error in the project's code: a fresh server shows it
+        return False
+    return True
 
 
 def system_checks_pass() -> bool:
     """`manage.py check`, as runserver runs it; the errors are shown by the next server."""
     from django.core.management import call_command
-    from django.core.management.base import SystemCheckError
 
     try:
         call_command("check")
-    except SystemCheckError:
+    except Exception:  # noqa: BLE001 - SystemCheckError, or a check that crashes
         return False
     return True
 
@@ -152,16 +160,23 @@ def main(argv: list[str]) -> None:
     from django.core.exceptions import ImproperlyConfigured
     from django.db import connections
 
+    reloading = is_reloading_runserver(argv) and os.environ.get(RELOADER_ENV) != "true"
     try:
         django.setup()
     except ImproperlyConfigured as exc:
         sys.exit(f"entrypoint: {exc}")
+    except Exception:
+        if not reloading:
+            raise
+        # The project's code does not import (a typo in models.py, ...): the dev server
+        # shows the error and reloads once it is fixed, instead of the container exiting.
+        serve_with_reloader(argv, migrated=False)
 
     wait_for_database(float(os.environ.get("DB_WAIT_TIMEOUT", "60")))
     if migrate:
         migrate_if_needed()
     connections.close_all()  # neither a forked server nor the exec'd command may share it
-    if is_reloading_runserver(argv) and os.environ.get(RELOADER_ENV) != "true":
+    if reloading:
         serve_with_reloader(argv, migrated=migrate)
     os.execvp(argv[0], argv)
 

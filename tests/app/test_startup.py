@@ -100,21 +100,37 @@ def test_dev_server_forked_by_the_entrypoint_serves_and_stops_at_once():
         server.communicate()
 
 
-def test_dev_server_with_a_failing_system_check_shows_it_and_does_not_serve(tmp_path):
-    """The forked server skips the checks the entrypoint runs; on an error a fresh server
-    takes over, prints it and waits for a fix, as runserver does."""
-    (tmp_path / "broken_settings.py").write_text("from settings.dev import *  # noqa\nCACHES = {}\n")
+BROKEN_PROJECTS = {
+    "a failing system check": ({}, "CACHES = {}\n", "caches.E001"),
+    "a URLconf that does not import": (
+        {"broken_urls.py": "raise RuntimeError('URLconf broken for the test')\n"},
+        "ROOT_URLCONF = 'broken_urls'\n", "URLconf broken for the test"),
+    "an app that does not import": (
+        {"broken_app/__init__.py": "raise RuntimeError('app broken for the test')\n"},
+        "INSTALLED_APPS = [*INSTALLED_APPS, 'broken_app']\n", "app broken for the test"),
+}
+
+
+@pytest.mark.parametrize("broken", list(BROKEN_PROJECTS))
+def test_dev_server_with_broken_code_shows_the_error_and_waits_for_a_fix(tmp_path, broken):
+    """As runserver does: the error is shown, nothing is served, the container keeps running
+    (the reloader waits for the fix) instead of exiting."""
+    files, settings, expected = BROKEN_PROJECTS[broken]
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    (tmp_path / "broken_settings.py").write_text("from settings.dev import *  # noqa\n" + settings)
     port = _free_port()
     server = _dev_server(port, DJANGO_SETTINGS_MODULE="broken_settings", PYTHONPATH=str(tmp_path))
     try:
-        time.sleep(8)  # set-up, checks, the fresh server's checks
+        time.sleep(8)  # set-up, checks, the fresh server's own attempt
         assert server.poll() is None, "the reloader parent must keep waiting for a fix"
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health/", timeout=2)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         _, stderr = server.communicate(timeout=10)
-    assert "caches.E001" in stderr
+    assert expected in stderr
 
 
 def test_dev_server_without_a_database_fails_with_one_line_and_leaves_no_child():
