@@ -73,7 +73,7 @@ class Runtime:
         cwd: Path | None = None,
     ) -> subprocess.CompletedProcess:
         if not quiet:
-            self.log("$ " + " ".join(args))
+            self.log("$ " + " ".join(_shortened(arg) for arg in args))
         try:
             result = subprocess.run(
                 list(args),
@@ -583,6 +583,11 @@ def invoking_user() -> tuple[int, int]:
     if os.getuid() == 0 and os.environ.get("SUDO_UID", "").isdigit():
         return int(os.environ["SUDO_UID"]), int(os.environ.get("SUDO_GID", os.environ["SUDO_UID"]))
     return os.getuid(), os.getgid()
+
+
+def _shortened(arg: str, longest: int = 100) -> str:
+    """An argument as logged: a long one (the dependency seed, ...) cut, with its length."""
+    return arg if len(arg) <= longest else f"{arg[:longest - 30]}... ({len(arg)} characters)"
 
 
 def _last_error_line(result: subprocess.CompletedProcess) -> str:
