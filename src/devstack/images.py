@@ -159,17 +159,22 @@ def inputs_digest(root: Path, python_image: str, files: list[str]) -> str:
 
 def _ensure_image(runtime: Runtime, config: StackConfig, *, tag: str, target: str,
                   inputs: list[str], build_args: dict[str, str], force: bool,
-                  labels: dict[str, str] | None = None) -> bool:
-    """Build unless an image with the same inputs exists here or in another engine."""
+                  seeded: bool = False) -> bool:
+    """Build unless an image with the same inputs exists here or in another engine
+    (`seeded`: pass the dependency seed, worked out only when a build is due)."""
     digest = inputs_digest(config.root, config.values["PYTHON_IMAGE"], inputs)
-    if not force and (runtime.image_label(tag, APP_INPUTS_LABEL) == digest
+    previous = runtime.image_facts(tag)[1]
+    if not force and (previous.get(APP_INPUTS_LABEL) == digest
                       or copy_from_other_engine(runtime, tag, APP_INPUTS_LABEL, digest)):
         return False
+    labels = {APP_INPUTS_LABEL: digest}
+    if seeded:
+        seed = dependency_seed(config.root / "uv.lock", previous.get(DEPS_SEED_LABEL))
+        build_args, labels[DEPS_SEED_LABEL] = {**build_args, "DEPS_SEED": seed}, seed
     runtime.build(context=config.root, containerfile=config.root / "Containerfile", tag=tag,
                   target=target,
                   build_args={"PYTHON_IMAGE": config.values["PYTHON_IMAGE"], **build_args},
-                  labels={APP_INPUTS_LABEL: digest, **(labels or {})},
-                  ca_bundle=ca_bundle_path(config.values.get("CA_BUNDLE")))
+                  labels=labels, ca_bundle=ca_bundle_path(config.values.get("CA_BUNDLE")))
     return True
 
 
@@ -185,11 +190,8 @@ def ensure_app_image(runtime: Runtime, config: StackConfig, *, force: bool = Fal
     """The dev image: rebuilt only when its dependency inputs change (the source is mounted)."""
     if target == "prod":
         return ensure_prod_image(runtime, config, force=force, tag=tag)
-    tag = tag or config.values["APP_IMAGE"]
-    seed = dependency_seed(config.root / "uv.lock", runtime.image_label(tag, DEPS_SEED_LABEL))
-    return _ensure_image(runtime, config, tag=tag, target=target, inputs=list(APP_INPUTS),
-                         build_args={"DEPS_SEED": seed}, labels={DEPS_SEED_LABEL: seed},
-                         force=force)
+    return _ensure_image(runtime, config, tag=tag or config.values["APP_IMAGE"], target=target,
+                         inputs=list(APP_INPUTS), build_args={}, force=force, seeded=True)
 
 
 # --- the dependency seed (Containerfile, stage deps-dev) -----------------------------------

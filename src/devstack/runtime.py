@@ -267,9 +267,7 @@ class Runtime:
 
 
     def image_id(self, image: str) -> str | None:
-        result = self.engine_cmd("image", "inspect", "--format", "{{.Id}}", image,
-                                 capture=True, check=False, quiet=True)
-        return result.stdout.decode().strip().removeprefix("sha256:") or None
+        return self.image_facts(image)[0]
 
     def added_bytes(self, image: str, base: str) -> int:
         """Bytes the image's own layers add on top of its base (from both histories)."""
