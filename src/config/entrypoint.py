@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 
+STARTED = time.time()  # before any of the project's code is read
 RELOADER_ENV = "RUN_MAIN"  # django.utils.autoreload.DJANGO_AUTORELOAD_ENV
 RESTART_CODE = 3  # what a reloader child exits with when a file changed
 
@@ -69,13 +70,14 @@ def migrate_if_needed() -> None:
         print("entrypoint: migrations are up to date", flush=True)
 
 
-def _is_python(program: str) -> bool:
-    return os.path.basename(program).startswith("python")
+def _manage_args(argv: list[str]) -> list[str]:
+    """The command without the interpreter: `python3 src/manage.py ...` -> `src/manage.py ...`."""
+    return argv[1:] if os.path.basename(argv[0]).startswith("python") else argv
 
 
 def is_reloading_runserver(argv: list[str]) -> bool:
     """`[python] .../manage.py runserver ...` with the reloader on (the dev image's command)."""
-    args = argv[1:] if _is_python(argv[0]) else argv
+    args = _manage_args(argv)
     return (len(args) >= 2 and os.path.basename(args[0]) == "manage.py"
             and args[1] == "runserver" and "--noreload" not in args)
 
@@ -117,9 +119,37 @@ def serve_forked(argv: list[str], *, migrated: bool) -> None:
 
     if migrated:
         runserver.Command.check_migrations = lambda _command: None
+    catch_up_on_early_edits()
     os.environ[RELOADER_ENV] = "true"
-    execute_from_command_line([*(argv[1:] if _is_python(argv[0]) else argv), "--skip-checks"])
+    execute_from_command_line([*_manage_args(argv), "--skip-checks"])
     sys.exit(0)
+
+
+def catch_up_on_early_edits() -> None:
+    """The forked server answers before django-watchfiles watches anything, so `up` may
+    return, and a file be saved, before there is a watch to see it. Once the watches are in
+    place (the first tick), a file changed since this process started restarts the server,
+    as the watch would have."""
+    try:
+        from django_watchfiles import WatchfilesReloader
+    except ImportError:  # another reloader: it has its own first look
+        return
+    tick = WatchfilesReloader.tick
+
+    def tick_then_catch_up(reloader):
+        ticks = tick(reloader)
+        yield next(ticks)
+        for path in reloader.watched_files():
+            try:
+                changed = path.stat().st_mtime > STARTED
+            except OSError:
+                continue
+            if changed:
+                reloader.notify_file_changed(path)
+                break
+        yield from ticks
+
+    WatchfilesReloader.tick = tick_then_catch_up
 
 
 def preloaded() -> bool:

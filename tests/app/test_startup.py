@@ -100,6 +100,23 @@ def test_dev_server_forked_by_the_entrypoint_serves_and_stops_at_once():
         server.communicate()
 
 
+def test_an_edit_saved_before_the_file_watches_exist_still_restarts_the_server(tmp_path):
+    """The forked server answers before its watches are in place: a save in that gap (right
+    after `up` returns, say) must not be lost."""
+    settings = tmp_path / "early_edit_settings.py"
+    settings.write_text("from settings.dev import *  # noqa\n")
+    server = _dev_server(_free_port(), DJANGO_SETTINGS_MODULE="early_edit_settings",
+                         PYTHONPATH=str(tmp_path))
+    try:
+        time.sleep(0.25)  # the settings are read; the server is not even forked yet
+        settings.write_text(settings.read_text() + "# saved early\n")
+        time.sleep(8)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        _, stderr = server.communicate(timeout=10)
+    assert f"{settings} changed, reloading" in stderr
+
+
 BROKEN_PROJECTS = {
     "a failing system check": ({}, "CACHES = {}\n", "caches.E001"),
     "a URLconf that does not import": (
