@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .config import StackConfig
 from .errors import StackError
-from .images import ensure_app_image
+from .images import add_dependency, ensure_app_image
 from .runtime import Runtime
 from .stack import Stack, postgres_answers
 from .verify import checkout_copy, free_port, http, isolated_overrides
@@ -219,16 +219,9 @@ class Bench:
         """A real dependency change: `uv add` of a package the image does not have yet, which
         rewrites pyproject.toml and uv.lock. A token in the requirement makes the lock unlike
         any an earlier bench run built, so no cached layer can answer for it."""
-        uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
-        if not uv:
-            raise StackError("bench: the dependency-change rebuild needs uv (the host group "
-                             "installs it: run `python3 noxfile.py -s bench`)")
-        ca = self.config.values.get("CA_BUNDLE") or "/etc/ssl/certs/ca-certificates.crt"
-        env = {**os.environ, **({"SSL_CERT_FILE": ca} if Path(ca).is_file() else {})}
         package = NEW_DEPENDENCIES[number % len(NEW_DEPENDENCIES)]
         token = secrets.randbelow(10**6)
-        self.runtime.run([uv, "add", "--no-sync", f"{package}>=0,!=0.0.{token}"],
-                         cwd=self.config.root, env=env, capture=True, quiet=True)
+        add_dependency(self.runtime, self.config, f"{package}>=0,!=0.0.{token}")
 
     def bare_postgres(self) -> list[float]:
         """A bare PostgreSQL container from a warm volume: `run` until it answers on its

@@ -18,7 +18,7 @@ from pathlib import Path
 from .config import OFFICIAL_IMAGES, StackConfig
 from .context import context_files
 from .errors import StackError
-from .runtime import Runtime, ca_bundle_path, other_engines
+from .runtime import Runtime, ca_bundle_path, find_tool, other_engines
 
 STANDINS_DIR = Path(__file__).parent / "standins"
 STANDIN_IMAGES = {
@@ -215,6 +215,18 @@ def dependency_seed(lock: Path, previous: str | None) -> str:
         if len(earlier ^ set(current)) <= max(4, len(current) // 5):
             return previous
     return " ".join(current)
+
+
+def add_dependency(runtime: Runtime, config: StackConfig, requirement: str) -> None:
+    """`uv add --no-sync <requirement>` in the checkout, as a developer adds a dependency:
+    pyproject.toml and uv.lock are rewritten (uv comes with the host group)."""
+    uv = find_tool("uv")
+    if not uv:
+        raise StackError("adding a dependency needs uv (the host group installs it: run "
+                         "`python3 noxfile.py ...`)")
+    ca = ca_bundle_path(config.values.get("CA_BUNDLE"))
+    runtime.run([uv, "add", "--no-sync", requirement], cwd=config.root, capture=True,
+                quiet=True, env={**os.environ, **({"SSL_CERT_FILE": ca} if ca else {})})
 
 
 def locked_pins(lock: Path) -> list[str]:

@@ -29,7 +29,7 @@ CA_BUNDLE_CANDIDATES = (
 )
 
 
-def _which(name: str) -> str | None:
+def find_tool(name: str) -> str | None:
     """Find a tool beside the running interpreter (the tools venv of noxfile.py, with the
     pinned podman-compose), else on PATH."""
     beside = Path(sys.executable).parent / name
@@ -478,10 +478,10 @@ class Docker(Runtime):
 
 
 def _podman(log: Log) -> Runtime | None:
-    engine = _which("podman")
+    engine = find_tool("podman")
     if not engine:
         return None
-    compose = _which("podman-compose")
+    compose = find_tool("podman-compose")
     return Podman("podman", [engine], [compose] if compose else [], log)
 
 
@@ -507,8 +507,8 @@ def _docker(log: Log) -> Runtime | None:
                          "the buildx plugin (docker-buildx-plugin), then retry")
     if subprocess.run([engine, "compose", "version"], capture_output=True).returncode == 0:
         compose = [engine, "compose"]
-    elif _which("docker-compose"):
-        compose = [_which("docker-compose")]  # legacy v1: still packaged by Debian 12
+    elif find_tool("docker-compose"):
+        compose = [find_tool("docker-compose")]  # legacy v1: still packaged by Debian 12
     else:
         compose = []
     # Engine < 23 builds with BuildKit only when asked to.

@@ -198,8 +198,9 @@ class Stack:
                    known: dict | None = None) -> None:
         """Probe every service in parallel until all answer (`known`: containers just listed).
 
-        Rounds are 20 ms apart (a probe is a socket or one HTTP request); the container list (is anything stopped?) is read again at
-        most every second, since it costs more than a probe.
+        Rounds are 20 ms apart (a probe is a socket or one HTTP request); the container list
+        (is anything stopped?) is read again at most every second, since it costs more than a
+        probe.
         """
         deadline = time.monotonic() + timeout
         started = time.monotonic()

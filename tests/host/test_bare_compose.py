@@ -11,7 +11,7 @@ import pytest
 
 from devstack.config import StackConfig
 from devstack.runtime import detect
-from devstack.verify import checkout_copy, free_port, http
+from devstack.verify import IMAGE_VARIABLES, checkout_copy, free_port, http
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,8 +31,7 @@ def test_compose_tool_alone_serves_a_healthy_app(workdir):
     name = f"djstack-bare-{secrets.token_hex(3)}"
     ports = {"APP_PORT": free_port(), "DB_PORT": free_port(), "REDIS_PORT": free_port()}
     lines = [f"STACK_NAME={name}", *(f"{k}={v}" for k, v in ports.items()),
-             *(f"{k}={source.values[k]}" for k in
-               ("APP_IMAGE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE"))]
+             *(f"{k}={source.values[k]}" for k in IMAGE_VARIABLES)]
     (workdir / ".env").write_text("\n".join(lines) + "\n")
     # Only the compose tool and the .env file: none of the tooling's variables.
     env = {k: v for k, v in os.environ.items()

@@ -4,16 +4,14 @@ the seed layer instead of reinstalling every package."""
 import json
 import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from conftest import ROOT
 
 from devstack.config import StackConfig
-from devstack.images import DEPS_SEED_LABEL, dependency_seed, ensure_app_image, locked_pins
-from devstack.runtime import _bytes, ca_bundle_path, detect
+from devstack.images import (DEPS_SEED_LABEL, add_dependency, dependency_seed,
+                             ensure_app_image, locked_pins)
+from devstack.runtime import _bytes, detect
 from devstack.verify import checkout_copy
 
 
@@ -74,18 +72,13 @@ def test_dev_image_holds_exactly_the_locked_packages_and_records_its_seed(runtim
 def test_a_new_dependency_rebuilds_on_the_cached_seed_layer(runtime, tmp_path):
     """`uv add` in a copy of the checkout, then `build`: the layers up to the seed are the
     ones of the image before (cached), the new package is installed, the venv is the lock."""
-    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
-    assert uv, "uv comes with the host group (pyproject.toml)"
     workdir = checkout_copy(ROOT, "djstack-seed-test-")
     tag = "localhost/djstack-seed-test:dev"
     try:
         config = StackConfig.load(workdir, overrides={"APP_IMAGE": tag})
         ensure_app_image(runtime, config, force=True)
         before = _layers(runtime, tag)
-        ca = ca_bundle_path(config.values.get("CA_BUNDLE"))
-        subprocess.run([uv, "add", "--no-sync", "six"], cwd=workdir, check=True,
-                       capture_output=True, env={**os.environ,
-                                                 **({"SSL_CERT_FILE": ca} if ca else {})})
+        add_dependency(runtime, config, "six")
         ensure_app_image(runtime, config)
         after = _layers(runtime, tag)
         shared = next((i for i, (a, b) in enumerate(zip(before, after)) if a != b), len(after))
