@@ -27,8 +27,9 @@ from .config import StackConfig
 from .errors import StackError
 from .images import add_dependency, ensure_app_image
 from .runtime import Runtime
-from .stack import Stack, postgres_answers
-from .verify import checkout_copy, free_port, http, isolated_overrides
+from .stack import Stack
+from .isolated import checkout_copy, isolated_overrides
+from .net import free_port, http, postgres_answers
 
 BENCH_TAG = "localhost/djstack-wf-bench-app"
 # Small pure-Python packages the app does not use: one is added per dependency rebuild.

@@ -16,7 +16,6 @@ except ImportError:  # Python 3.10: nox brings tomli
 from pathlib import Path
 
 from .config import OFFICIAL_IMAGES, StackConfig
-from .context import context_files
 from .errors import StackError
 from .runtime import Runtime, ca_bundle_path, find_tool, other_engines
 
@@ -189,7 +188,7 @@ def ensure_app_image(runtime: Runtime, config: StackConfig, *, force: bool = Fal
                      target: str = "dev", tag: str | None = None) -> bool:
     """The dev image: rebuilt only when its dependency inputs change (the source is mounted)."""
     if target == "prod":
-        return ensure_prod_image(runtime, config, force=force, tag=tag)
+        return ensure_prod_image(runtime, config, tag=tag)
     return _ensure_image(runtime, config, tag=tag or config.values["APP_IMAGE"], target=target,
                          inputs=list(APP_INPUTS), build_args={}, force=force, seeded=True)
 
@@ -269,16 +268,14 @@ def _applies(marker: str | None) -> bool:
     return Marker(marker).evaluate(IMAGE_MARKER_ENVIRONMENT)
 
 
-def ensure_prod_image(runtime: Runtime, config: StackConfig, *, force: bool = False,
-                      tag: str | None = None) -> bool:
-    """The prod image: the source is baked in, so every file of the build context counts."""
-    root = config.root
-    files = context_files(root, root / ".containerignore")
-    runtime.log(f"build context: {len(files)} files, "
-                f"{sum((root / f).stat().st_size for f in files) / 1024:.0f} KiB")
-    return _ensure_image(runtime, config, tag=tag or config.values["PROD_IMAGE"], target="prod",
-                         inputs=[*files, *APP_INPUTS], build_args=oci_build_args(root),
-                         force=force)
+def ensure_prod_image(runtime: Runtime, config: StackConfig, *, tag: str | None = None) -> None:
+    """The prod image bakes the source in: built every time, the layer cache makes an
+    unchanged tree quick (the engine compares the build context, filtered by its ignore file)."""
+    runtime.build(context=config.root, containerfile=config.root / "Containerfile",
+                  tag=tag or config.values["PROD_IMAGE"], target="prod",
+                  build_args={"PYTHON_IMAGE": config.values["PYTHON_IMAGE"],
+                              **oci_build_args(config.root)},
+                  ca_bundle=ca_bundle_path(config.values.get("CA_BUNDLE")))
 
 
 def oci_build_args(root: Path) -> dict[str, str]:

@@ -35,7 +35,7 @@ from typing import Any
 from .config import StackConfig
 from .errors import StackError
 from .runtime import Runtime
-from .verify import free_port, http
+from .net import free_port, http
 
 KUBE_DIR = Path(__file__).resolve().parents[1] / "deploy" / "kubernetes"
 OVERLAYS = {"base": KUBE_DIR / "base", "local": KUBE_DIR / "overlays" / "local",

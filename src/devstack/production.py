@@ -15,7 +15,7 @@ from .config import StackConfig
 from .images import ensure_base_images, ensure_prod_image
 from .runtime import Runtime
 from .stack import Stack
-from .verify import free_port
+from .net import free_port
 
 
 def prod_config(source: StackConfig) -> StackConfig:
@@ -44,7 +44,7 @@ class ProdStack(Stack):
 
     def build(self, *, force: bool = False) -> None:
         ensure_base_images(self.runtime, self.config)
-        ensure_prod_image(self.runtime, self.config, force=force)
+        ensure_prod_image(self.runtime, self.config)
 
     def up(self) -> float:
         started = time.monotonic()

@@ -464,14 +464,6 @@ class Podman(Runtime):
 class Docker(Runtime):
     service_label_format = '{{.Label "com.docker.compose.service"}}'
 
-    def _build(self, options: list[str], context: Path, containerfile: Path) -> None:
-        """Docker ignores .containerignore: send it the context already filtered."""
-        from .context import context_tar
-
-        self.run([*self.engine, "build", "-f", containerfile.relative_to(context).as_posix(),
-                  *options, "-"], input=context_tar(context, containerfile),
-                 env={**os.environ, **self.build_env})
-
     def not_working_hint(self, reason: str) -> str:
         return (f"docker cannot reach its daemon ({reason}); start it "
                 "(`sudo systemctl start docker`, or open Docker Desktop) and retry")

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import re
 import json
-import socket
-import struct
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +14,7 @@ from dataclasses import dataclass
 
 from .config import PORT_VARIABLES, StackConfig
 from .errors import StackError
+from .net import port_in_use, postgres_answers, redis_answers
 from .images import app_image_up_to_date, ensure_app_image, ensure_base_images
 from .runtime import Runtime, invoking_user
 
@@ -267,50 +265,6 @@ class Stack:
         return self.runtime.compose_popen(self.config.project, self.config.compose_file, "exec",
                                           "-T", service, *command, env=self.compose_env(),
                                           **popen)
-
-
-def port_in_use(address: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((address, port))
-        except OSError as exc:
-            return exc.errno == errno.EADDRINUSE
-    return False
-
-
-def postgres_answers(host: str, port: int, user: str, database: str,
-                     timeout: float = 2) -> tuple[bool, str]:
-    """What pg_isready checks: the server reads a startup packet and asks for a password
-    ("R"), or says why it cannot take connections yet ("E", e.g. still starting up)."""
-    params = b"".join(key + b"\0" + value.encode() + b"\0"
-                      for key, value in ((b"user", user), (b"database", database))) + b"\0"
-    packet = struct.pack("!ii", 8 + len(params), 3 << 16) + params  # protocol 3.0
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as connection:
-            connection.sendall(packet)
-            reply = connection.recv(4096)
-    except OSError as exc:
-        return False, f"no answer on {host}:{port} ({exc})"
-    if reply[:1] == b"R":
-        return True, "accepting connections"
-    if reply[:1] == b"E":  # fields: a type byte, then text up to NUL; "M" is the message
-        fields = {field[:1]: field[1:].decode(errors="replace") for field in reply[5:].split(b"\0")}
-        return False, fields.get(b"M", "refused the connection")
-    return False, f"unexpected answer on {host}:{port}: {reply[:16]!r}"
-
-
-def redis_answers(host: str, port: int, timeout: float = 2) -> tuple[bool, str]:
-    """PING: "+PONG" when ready; "-LOADING ..." while it reads its data back from disk."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as connection:
-            connection.sendall(b"PING\r\n")
-            reply = connection.recv(256).decode(errors="replace").strip()
-    except OSError as exc:
-        return False, f"no answer on {host}:{port} ({exc})"
-    # A password-protected server answering NOAUTH is up, too.
-    return reply == "+PONG" or reply.startswith("-NOAUTH"), reply or "empty answer"
 
 
 def _last_line(result) -> str:

@@ -10,23 +10,15 @@ import json
 import os
 import secrets
 import shutil
-import socket
-import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import PORT_VARIABLES, StackConfig
+from .config import StackConfig
 from .errors import StackError
+from .isolated import checkout_copy, isolated_overrides
+from .net import http, poll
 from .runtime import Runtime, invoking_user
 from .stack import Stack
-
-COPIED = ("compose.yaml", "Containerfile", "pyproject.toml", "uv.lock", ".containerignore",
-          ".env", "src", "settings", "tests")
-
 
 @dataclass
 class Report:
@@ -40,42 +32,6 @@ class Report:
         return "\n".join(f"  {name:<{width}}  {state}  {detail}" for name, state, detail in self.rows)
 
 
-IMAGE_VARIABLES = ("APP_IMAGE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE")
-
-
-def isolated_overrides(source: StackConfig, name: str, **extra: str) -> dict[str, str]:
-    """Values for a stack beside the developer's: its own name (so its own volumes), free
-    ports on 127.0.0.1, and the developer's images (built once, reused)."""
-    return {"STACK_NAME": name, "BIND_ADDRESS": "127.0.0.1",
-            **{variable: str(free_port()) for variable in PORT_VARIABLES.values()},
-            **{variable: source.values[variable] for variable in IMAGE_VARIABLES},
-            **extra}
-
-
-def checkout_copy(source: Path, prefix: str) -> Path:
-    """A temporary copy of what a stack needs from the checkout (the caller removes it)."""
-    workdir = Path(tempfile.mkdtemp(prefix=prefix))
-    workdir.chmod(0o755)
-    copy_tree(source, workdir)
-    return workdir
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def copy_tree(source: Path, target: Path) -> None:
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
-    for name in COPIED:
-        path = source / name
-        if path.is_dir():
-            shutil.copytree(path, target / name, ignore=ignore)
-        elif path.is_file():
-            shutil.copy2(path, target / name)
-
-
 def give_to_developer(workdir: Path, runtime: Runtime) -> None:
     """As root (e.g. under sudo), make the copy look like the developer's own checkout."""
     if os.getuid() != 0:
@@ -85,29 +41,6 @@ def give_to_developer(workdir: Path, runtime: Runtime) -> None:
     group = gid if owner == uid else owner
     for path in [workdir, *workdir.rglob("*")]:
         os.lchown(path, owner, group)
-
-
-def http(method: str, url: str, body: dict | None = None) -> tuple[int | None, str]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
-    except OSError as exc:
-        return None, str(exc)
-
-
-def poll(check: Callable[[], tuple[bool, str]], timeout: float) -> tuple[bool, str, float]:
-    started = time.monotonic()
-    while True:
-        ok, seen = check()
-        elapsed = time.monotonic() - started
-        if ok or elapsed > timeout:
-            return ok, seen, elapsed
-        time.sleep(0.05)
 
 
 def fail(number: int, name: str, seen: str) -> StackError:

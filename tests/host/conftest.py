@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 from devstack.config import PORT_VARIABLES, StackConfig  # noqa: E402
 from devstack.runtime import detect  # noqa: E402
 from devstack.stack import Stack  # noqa: E402
-from devstack.verify import IMAGE_VARIABLES, isolated_overrides  # noqa: E402
+from devstack.isolated import IMAGE_VARIABLES, isolated_overrides  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import pytest
 
 from devstack.config import StackConfig
 from devstack.runtime import detect
-from devstack.verify import IMAGE_VARIABLES, checkout_copy, free_port, http
+from devstack.isolated import IMAGE_VARIABLES, checkout_copy
+from devstack.net import free_port, http
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from devstack.config import StackConfig, read_env_file
@@ -74,3 +76,9 @@ def test_variables_exported_in_the_shell_beat_env_file(tmp_path, key):
     config = load(tmp_path, f"{key}=from-file\n", environ={key: "from-shell"})
     assert config.values[key] == "from-shell"
     assert config.origin[key] == "the environment"
+
+
+def test_docker_reads_the_same_ignore_file_as_podman():
+    """Docker reads .dockerignore, Podman .containerignore: one set of rules for both."""
+    root = Path(__file__).resolve().parents[2]
+    assert (root / ".dockerignore").read_bytes() == (root / ".containerignore").read_bytes()

@@ -12,7 +12,7 @@ from devstack.config import StackConfig
 from devstack.images import (DEPS_SEED_LABEL, add_dependency, dependency_seed,
                              ensure_app_image, locked_pins)
 from devstack.runtime import _bytes, detect
-from devstack.verify import checkout_copy
+from devstack.isolated import checkout_copy
 
 
 def test_locked_pins_follow_the_project_and_its_dev_group_for_linux():

@@ -13,7 +13,7 @@ from devstack import kube
 from devstack.config import StackConfig
 from devstack.errors import StackError
 from devstack.runtime import detect
-from devstack.verify import http
+from devstack.net import http
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,8 @@ from devstack.config import StackConfig
 from devstack.images import ensure_app_image, ensure_base_images, ensure_prod_image
 from devstack.production import ProdStack
 from devstack.runtime import ca_bundle_path, detect
-from devstack.verify import copy_tree, free_port
+from devstack.isolated import copy_tree
+from devstack.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE_BUDGET = 80 * 10**6
@@ -149,7 +150,7 @@ def images_built_from_a_tree_full_of_secrets(runtime, config):
         "PROD_IMAGE": "localhost/djstack-secretscan:prod"})
     try:
         ensure_app_image(runtime, scan_config, force=True)
-        ensure_prod_image(runtime, scan_config, force=True)
+        ensure_prod_image(runtime, scan_config)
         yield [scan_config.values["APP_IMAGE"], scan_config.values["PROD_IMAGE"]]
     finally:
         for image in ("localhost/djstack-secretscan:dev", "localhost/djstack-secretscan:prod"):

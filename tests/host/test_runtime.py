@@ -10,7 +10,7 @@ from devstack.config import StackConfig
 from devstack.errors import StackError
 from devstack.runtime import detect
 from devstack.stack import Stack
-from devstack.verify import free_port
+from devstack.net import free_port
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from conftest import ROOT, session_env, start
 
 from devstack import snapshots, workflow
 from devstack.errors import StackError
-from devstack.verify import http
+from devstack.net import http
 
 SYSTEM_DATABASES = {"postgres", "template0", "template1"}
 

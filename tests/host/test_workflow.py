@@ -14,8 +14,8 @@ from conftest import ROOT, session_env, start
 
 from devstack import workflow
 from devstack.errors import StackError
-from devstack.stack import postgres_answers, redis_answers
-from devstack.verify import free_port, http
+from devstack.net import postgres_answers, redis_answers
+from devstack.net import free_port, http
 
 
 def nox(stack, *args, input=None, env=None):
