@@ -2,8 +2,9 @@
 """Develop the Django backend in containers: `nox -l` lists the sessions.
 
 No nox installed? `python3 noxfile.py -s up` installs it (with podman-compose and uv) into
-.nox/_tools on first use and runs it. The container runtime is CONTAINER_RUNTIME
-(podman or docker), auto-detected when unset; see docs/runtimes.md.
+.nox/_tools on first use and runs it; a nox installed on its own does the same. The
+container runtime is CONTAINER_RUNTIME (podman or docker), auto-detected when unset; see
+docs/runtimes.md.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))  # the devstack package: host-side logic behind these sessions
 
+from devstack.bootstrap import run_nox, use_host_tools  # noqa: E402
+
 if __name__ == "__main__":
-    from devstack.bootstrap import run_nox
-
     sys.exit(run_nox(sys.argv[1:]))
+use_host_tools()  # a nox without podman-compose & co. (pipx install nox) continues in .nox/_tools
 
+import traceback  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 
@@ -42,15 +45,27 @@ nox.options.reuse_venv = "yes"
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 
+ERROR_LOG = ROOT / ".nox" / "last-error.log"
+
+
 @contextmanager
 def stack(session: nox.Session) -> Iterator[Stack]:
-    """The stack for this checkout; a StackError ends the session with its one-line message."""
+    """The stack for this checkout. A session ends in one line, never a traceback: a
+    StackError's own message, or what failed and where its full traceback was written."""
     try:
         config = StackConfig.load(ROOT)
         runtime = detect(config.values.get("CONTAINER_RUNTIME"), log=session.log)
         yield Stack(runtime, config)
     except StackError as exc:
         session.error(str(exc))
+    except Exception as exc:
+        if type(exc).__module__.startswith("nox"):  # session.error and friends: nox's own
+            raise
+        ERROR_LOG.parent.mkdir(exist_ok=True)
+        ERROR_LOG.write_text(traceback.format_exc())
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        session.error(f"{session.name} failed unexpectedly ({type(exc).__name__}: {reason}); "
+                      f"full traceback in {ERROR_LOG}")
 
 
 @nox.session(venv_backend="none")
@@ -231,7 +246,7 @@ def kube(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the Django tests in the app container against the stack's PostgreSQL and Redis."""
     with stack(session) as s:
-        result = s.exec("app", "pytest", *session.posargs, check=False)
+        result = s.exec("app", "pytest", *session.posargs, workdir="/app", check=False)
         if result.returncode != 0:
             session.error(f"the Django tests failed (pytest exit code {result.returncode})")
 
@@ -252,8 +267,9 @@ def tooling(session: nox.Session) -> None:
     session.install(*[r for r in PYPROJECT["dependency-groups"]["dev"] if r.startswith("pytest>")])
     session.install(*PYPROJECT["dependency-groups"]["host"])
     session.install("kubernetes-validate==1.37.0")  # bundles the schemas: validates offline
+    paths = [] if any(arg.startswith("tests/") for arg in session.posargs) else ["tests/host"]
     session.run("pytest", "-p", "no:django", "-p", "no:cacheprovider", "-o", "addopts=",
-                "tests/host", *session.posargs)
+                *paths, *session.posargs)
 
 
 @nox.session(venv_backend="none", default=False, requires=["tests", "tooling", "verify"])

@@ -255,7 +255,7 @@ class Bench:
 
     def django_boot(self) -> list[float]:
         """Interpreter start, settings, apps, URLs and system checks, inside the app container."""
-        script = ("s=$(date +%s%N); python3 src/manage.py check >/dev/null; "
+        script = ("s=$(date +%s%N); python3 manage.py check >/dev/null; "
                   "e=$(date +%s%N); echo $(( (e - s) / 1000000 ))")
         samples = []
         for _ in range(self.runs):

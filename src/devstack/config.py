@@ -1,14 +1,23 @@
-"""The stack's configuration: defaults < .env < the process environment, validated early."""
+"""The stack's configuration: defaults < .env < the process environment, validated early.
+
+`.env` is read with python-dotenv, the parser podman-compose and docker-compose use, so the
+sessions and the compose tool never read one file two ways. Values the tooling chooses by
+itself (stand-in images, a port moved off a busy default, an adopted stack name) live in a
+marked block at the end of `.env`, so a plain `podman-compose up` uses them too.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
 
 from .errors import StackError
 
@@ -19,7 +28,6 @@ OFFICIAL_IMAGES = {
 }
 
 DEFAULTS: dict[str, str] = {
-    "STACK_NAME": "djstack",
     "BIND_ADDRESS": "127.0.0.1",
     "APP_PORT": "8000",
     "DB_PORT": "5432",
@@ -27,12 +35,14 @@ DEFAULTS: dict[str, str] = {
     "POSTGRES_USER": "app",
     "POSTGRES_PASSWORD": "app",
     "POSTGRES_DB": "app",
-    "APP_IMAGE": "localhost/djstack-app:dev",
-    "PROD_IMAGE": "localhost/djstack-app:prod",
     "PROD_PORT": "8001",
     "UP_TIMEOUT": "180",
     **OFFICIAL_IMAGES,
 }
+# Follow the stack's name unless set: the checkout's directory, as compose derives a project
+# name, and its image tags.
+DERIVED = {"STACK_NAME", "APP_IMAGE", "PROD_IMAGE"}
+LEGACY_STACK_NAME = "djstack"  # every checkout's name before names followed the checkout
 
 # Variables read from the environment besides DEFAULTS (documented in docs/configuration.md).
 OPTIONAL_KEYS = {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS",
@@ -40,36 +50,81 @@ OPTIONAL_KEYS = {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "ALLOWED_HO
                  "DJANGO_SETTINGS_MODULE", "CONTAINER_RUNTIME", "CA_BUNDLE",
                  "SNAPSHOT_DIR", "APP_USER", "APP_USERNS", "PROD_SECRET_KEY",
                  "PROD_SSL_REDIRECT", "PROD_MEMORY", "PROD_CPUS", "WEB_CONCURRENCY"}
-KNOWN_KEYS = set(DEFAULTS) | OPTIONAL_KEYS
+KNOWN_KEYS = set(DEFAULTS) | DERIVED | OPTIONAL_KEYS
 
 # Published ports by service, and the variable that moves each one.
 PORT_VARIABLES = {"app": "APP_PORT", "db": "DB_PORT", "redis": "REDIS_PORT"}
 PROD_PORT_VARIABLES = {"web": "PROD_PORT"}
 
+MANAGED_START = "# >>> written by nox: values it chose for this checkout (safe to delete) >>>"
+MANAGED_END = "# <<< written by nox <<<"
+# Earlier versions wrote only the stand-in images, under these markers.
+LEGACY_MARKERS = ("# >>> stand-in images, written by `nox -s up` (no registry was reachable) >>>",
+                  "# <<< stand-in images <<<")
+
 _BOOLEANS = {"1", "0", "true", "false", "yes", "no", "on", "off"}
-_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+
+
+def project_name(directory: Path) -> str:
+    """The name compose gives a project in this directory: lower case, [a-z0-9_-] only."""
+    name = re.sub(r"[^a-z0-9_-]", "", directory.name.lower()).lstrip("_-")
+    return name or LEGACY_STACK_NAME
+
+
+def image_tags(name: str) -> dict[str, str]:
+    """The dev and prod image tags of a stack: each checkout builds its own."""
+    return {"APP_IMAGE": f"localhost/{name}-app:dev", "PROD_IMAGE": f"localhost/{name}-app:prod"}
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """Parse a .env file (KEY=VALUE, # comments, optional quotes) the way compose does."""
-    values: dict[str, str] = {}
+    """KEY=VALUE lines, parsed by python-dotenv; `KEY=` means "use the default"."""
     if not path.is_file():
-        return values
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        match = _LINE.match(line)
-        if not match:
-            raise StackError(f"{path.name} line {number}: {line.strip()!r} is not KEY=VALUE; "
-                             "fix it or delete the line")
-        key, value = match.groups()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        else:
-            value = re.sub(r"\s+#.*$", "", value)  # `KEY=value  # comment`, as compose reads it
-        if value:  # `KEY=` means "use the default", as in .env.example
-            values[key] = value
-    return values
+        return {}
+    unparsed: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            unparsed.append(record.getMessage())
+
+    logger, handler = logging.getLogger("dotenv.main"), Collect()
+    logger.addHandler(handler)
+    try:
+        values = dotenv_values(path)
+    finally:
+        logger.removeHandler(handler)
+    if unparsed:  # compose would skip the line with a warning: refuse instead
+        raise StackError(f"{path.name}: {unparsed[0]}; write it as KEY=VALUE or delete it")
+    return {key: value for key, value in values.items() if value}
+
+
+def managed_keys(path: Path) -> set[str]:
+    """The keys inside the block the tooling writes (its choices, which it may revise)."""
+    lines = path.read_text().splitlines() if path.is_file() else []
+    keys, inside = set(), False
+    for line in lines:
+        if line in (MANAGED_START, LEGACY_MARKERS[0]):
+            inside = True
+        elif line in (MANAGED_END, LEGACY_MARKERS[1]):
+            inside = False
+        elif inside and "=" in line:
+            keys.add(line.split("=", 1)[0].strip())
+    return keys
+
+
+def record_choices(path: Path, choices: Mapping[str, str]) -> None:
+    """Write (or update) the tooling's block at the end of .env; every other line is kept."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    kept: dict[str, str] = {}
+    for start, end in ((MANAGED_START, MANAGED_END), LEGACY_MARKERS):
+        if start in lines and end in lines:
+            first, last = lines.index(start), lines.index(end)
+            kept.update({line.split("=", 1)[0]: line for line in lines[first + 1:last]
+                         if "=" in line})
+            lines = lines[:first] + lines[last + 1:]
+    kept.update({key: f"{key}={value}" for key, value in choices.items()})
+    partial = path.with_name(".env.partial")
+    partial.write_text("\n".join([*lines, MANAGED_START, *kept.values(), MANAGED_END]) + "\n")
+    partial.replace(path)  # atomic: never a half-written .env
 
 
 def _check(values: Mapping[str, str], origin: Mapping[str, str]) -> None:
@@ -88,7 +143,8 @@ def _check(values: Mapping[str, str], origin: Mapping[str, str]) -> None:
         raise fail("STACK_NAME", "lower-case letters, digits, - and _")
     if "DATABASE_URL" in values:
         url = urlsplit(values["DATABASE_URL"])
-        if url.scheme not in {"postgres", "postgresql", "pgsql"} or not url.hostname or not url.path.strip("/"):
+        if url.scheme not in {"postgres", "postgresql", "pgsql"} or not url.hostname \
+                or not url.path.strip("/"):
             raise fail("DATABASE_URL", "postgres://user:password@host:5432/name")
     if "REDIS_URL" in values and urlsplit(values["REDIS_URL"]).scheme not in {"redis", "rediss"}:
         raise fail("REDIS_URL", "redis://host:6379/0")
@@ -102,7 +158,10 @@ def _check(values: Mapping[str, str], origin: Mapping[str, str]) -> None:
 
 @dataclass
 class StackConfig:
-    """Where the stack's files are and the values its compose file is interpolated with."""
+    """Where the stack's files are and the values its compose file is interpolated with.
+
+    `origin` says where each value came from: ".env", "nox" (the block the tooling writes
+    into .env), "the environment" or "the session"; absent means the default."""
 
     root: Path
     values: dict[str, str]
@@ -113,12 +172,26 @@ class StackConfig:
              overrides: Mapping[str, str] | None = None) -> StackConfig:
         environ = os.environ if environ is None else environ
         env_file = read_env_file(root / ".env")
-        from_environ = {k: v for k, v in environ.items() if k in KNOWN_KEYS}
-        values = {**DEFAULTS, **env_file, **from_environ, **(overrides or {})}
-        origin = {**{k: ".env" for k in env_file}, **{k: "the environment" for k in from_environ},
+        managed = managed_keys(root / ".env")
+        from_environ = {k: v for k, v in environ.items() if k in KNOWN_KEYS and v}
+        chosen = {**env_file, **from_environ, **(overrides or {})}
+        name = chosen.get("STACK_NAME") or project_name(root)
+        values = {**DEFAULTS, "STACK_NAME": name, **image_tags(name), **chosen}
+        origin = {**{k: "nox" if k in managed else ".env" for k in env_file},
+                  **{k: "the environment" for k in from_environ},
                   **{k: "the session" for k in overrides or {}}}
         _check(values, origin)
         return cls(root=root, values=values, origin=origin)
+
+    def chosen_by_user(self, key: str) -> bool:
+        """Set in .env (outside the tooling's block), the environment or the session."""
+        return self.origin.get(key, "nox") != "nox"
+
+    def record(self, choices: Mapping[str, str]) -> None:
+        """Keep values the tooling chose: in .env's block, and in this configuration."""
+        record_choices(self.env_file, choices)
+        self.values.update(choices)
+        self.origin.update({key: "nox" for key in choices})
 
     @property
     def project(self) -> str:
@@ -144,8 +217,9 @@ class StackConfig:
     def app_url(self) -> str:
         return f"http://{self.host}:{self.port('app')}"
 
-    def volume_names(self) -> list[str]:
-        return [f"{self.project}_{name}" for name in
+    def volume_names(self, project: str | None = None) -> list[str]:
+        """Compose names a project's volumes `<project>_<volume>` (compose.yaml)."""
+        return [f"{project or self.project}_{name}" for name in
                 ("db-data", "redis-data", "static-data", "media-data")]
 
     def compose_env(self) -> dict[str, str]:

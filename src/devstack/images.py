@@ -28,8 +28,6 @@ STANDIN_IMAGES = {
 STANDIN_BASE = "localhost/djstack-standin/debian:trixie"
 DEBIAN_SUITE = "trixie"
 DEBIAN_PACKAGES = "python3,python3-venv,ca-certificates"
-ENV_BLOCK_START = "# >>> stand-in images, written by `nox -s up` (no registry was reachable) >>>"
-ENV_BLOCK_END = "# <<< stand-in images <<<"
 
 # Inputs of the app image: when they change, `up` rebuilds it.
 APP_INPUTS = ("Containerfile", "pyproject.toml", "uv.lock", ".containerignore")
@@ -64,8 +62,7 @@ def ensure_base_images(runtime: Runtime, config: StackConfig) -> dict[str, str]:
         build_standin(runtime, variable)
         changes[variable] = STANDIN_IMAGES[variable]
     if changes:
-        config.values.update(changes)
-        record_standins(config, changes)
+        config.record(changes)
         runtime.log("NOTE: using stand-in images built from Debian's archive instead of "
                     f"the official ones ({', '.join(changes.values())}); they are named in "
                     f"{config.env_file} so `podman-compose up` uses them too. Delete those lines "
@@ -75,13 +72,18 @@ def ensure_base_images(runtime: Runtime, config: StackConfig) -> dict[str, str]:
 
 def copy_from_other_engine(runtime: Runtime, image: str, label: str | None = None,
                            value: str | None = None) -> bool:
-    """Take the image from another engine that has it (with the label value, if given)."""
+    """Take the image from another engine this user reaches that has it (with the label
+    value, if given): `save | load`, no rebuild, no registry."""
     for other in other_engines(runtime):
-        if label is None and not other.image_exists(image):
+        facts = other.image_facts(image)
+        if facts[0] is None or (label is not None and facts[1].get(label) != value):
             continue
-        if label is not None and other.image_label(image, label) != value:
-            continue
-        if runtime.copy_image_from(other, image):
+        runtime.log(f"copying {image} from {other.describe()} to {runtime.describe()}")
+        save = subprocess.Popen([*other.engine, "save", image], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+        load = subprocess.run([*runtime.engine, "load"], stdin=save.stdout, capture_output=True)
+        save.stdout.close()
+        if save.wait() == 0 and load.returncode == 0 and runtime.image_exists(image):
             return True
     return False
 
@@ -109,7 +111,8 @@ def debian_rootfs(runtime: Runtime) -> Path:
     if tarball.is_file():
         return tarball
     mirror = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
-    partial = tarball.with_suffix(".partial")
+    # mmdebstrap writes a tarball only when the name ends in .tar (else a directory)
+    partial = tarball.with_name(f"{tarball.stem}.partial.tar")
     if os.geteuid() == 0 and shutil.which("debootstrap"):
         with tempfile.TemporaryDirectory(prefix="djstack-rootfs-") as root:
             runtime.run(["debootstrap", "--variant=minbase", f"--include={DEBIAN_PACKAGES}",
@@ -128,25 +131,6 @@ def debian_rootfs(runtime: Runtime) -> Path:
                          "install debootstrap (as root) or mmdebstrap, or make docker.io reachable")
     partial.rename(tarball)
     return tarball
-
-
-def record_standins(config: StackConfig, changes: dict[str, str]) -> None:
-    """Name the stand-ins in .env (a marked block; the rest of the file is kept as it is)."""
-    path = config.env_file
-    text = path.read_text() if path.exists() else ""
-    lines = text.splitlines()
-    if ENV_BLOCK_START in lines:
-        start, end = lines.index(ENV_BLOCK_START), lines.index(ENV_BLOCK_END)
-        kept = {line.split("=", 1)[0]: line for line in lines[start + 1 : end]}
-        lines = lines[:start] + lines[end + 1 :]
-    else:
-        kept = {}
-    kept.update({variable: f"{variable}={image}" for variable, image in changes.items()})
-    block = [ENV_BLOCK_START, *kept.values(), ENV_BLOCK_END]
-    new_text = "\n".join([*lines, *block]).lstrip("\n") + "\n"
-    partial = path.with_name(".env.partial")
-    partial.write_text(new_text)
-    partial.replace(path)  # atomic: never a half-written .env
 
 
 def inputs_digest(root: Path, python_image: str, files: list[str]) -> str:

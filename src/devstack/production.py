@@ -22,6 +22,7 @@ def prod_config(source: StackConfig) -> StackConfig:
     """The developer's configuration, as its own project with ports of its own."""
     return StackConfig.load(source.root, overrides={
         "STACK_NAME": f"{source.project}-prod",
+        "PROD_IMAGE": source.values["PROD_IMAGE"],
         "DB_PORT": str(free_port()),
         "REDIS_PORT": str(free_port()),
         "PROD_SECRET_KEY": source.values.get("PROD_SECRET_KEY") or secrets.token_urlsafe(50),
@@ -48,7 +49,7 @@ class ProdStack(Stack):
 
     def up(self) -> float:
         started = time.monotonic()
-        self.preflight()
+        self.preflight(self.containers())
         self.build()
         timeout = float(self.config.values["UP_TIMEOUT"])
         self.compose("up", "-d", "db", "redis", capture=True)

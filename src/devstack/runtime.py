@@ -12,9 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,8 +28,8 @@ CA_BUNDLE_CANDIDATES = (
 
 
 def find_tool(name: str) -> str | None:
-    """Find a tool beside the running interpreter (the tools venv of noxfile.py, with the
-    pinned podman-compose), else on PATH."""
+    """Find a tool beside the running interpreter (the host tools' venv: the pinned
+    podman-compose and uv), else on PATH."""
     beside = Path(sys.executable).parent / name
     return str(beside) if beside.exists() else shutil.which(name)
 
@@ -142,8 +140,9 @@ class Runtime:
         build_args: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
         ca_bundle: str | None = None,
+        no_cache: bool = False,
     ) -> None:
-        options = ["-t", tag]
+        options = ["-t", tag, *(["--no-cache"] if no_cache else [])]
         if target:
             options += ["--target", target]
         for key, value in (build_args or {}).items():
@@ -153,9 +152,6 @@ class Runtime:
         if ca_bundle:
             # Trusted only during RUN steps (PIP_CERT / SSL_CERT_FILE): never in a layer.
             options += ["--secret", f"id=ca,src={ca_bundle}"]
-        self._build(options, context, containerfile)
-
-    def _build(self, options: list[str], context: Path, containerfile: Path) -> None:
         self.engine_cmd("build", "-f", str(containerfile), *options, str(context),
                         env={**os.environ, **self.build_env})
 
@@ -244,63 +240,17 @@ class Runtime:
         except FileNotFoundError:
             raise StackError(f"{command[0]} is not installed or not on PATH") from None
 
-    def image_size(self, image: str) -> int | None:
-        result = self.engine_cmd("image", "inspect", "--format", "{{.Size}}", image,
-                                 capture=True, check=False, quiet=True)
-        text = result.stdout.decode().strip()
-        return int(text) if result.returncode == 0 and text.isdigit() else None
-
     def remove_image(self, image: str) -> None:
         self.engine_cmd("rmi", image, capture=True, check=False, quiet=True)
-
-    @contextmanager
-    def cold_builds(self) -> Iterator[str]:
-        """Builds inside reuse no layer (`--no-cache`): what a first build costs (bench).
-        Yields what still is warm. BuildKit's cache mounts (the package downloads) are shared
-        with every other project on the machine, so they are left alone."""
-        cached = self._build
-        self._build = lambda options, *where: cached(["--no-cache", *options], *where)
-        try:
-            yield "the package download cache (BuildKit cache mounts)"
-        finally:
-            del self._build  # the class's method again
-
 
     def image_id(self, image: str) -> str | None:
         return self.image_facts(image)[0]
 
-    def added_bytes(self, image: str, base: str) -> int:
-        """Bytes the image's own layers add on top of its base (from both histories)."""
-        def sizes(name: str) -> list[int]:
-            result = self.engine_cmd("history", "-H=false", "--format", "{{.Size}}", name,
-                                     capture=True, quiet=True)
-            return [_bytes(line) for line in result.stdout.decode().splitlines() if line.strip()]
-
-        own, inherited = sizes(image), sizes(base)
-        return sum(own[: len(own) - len(inherited)])  # newest first: the rows above the base
-
     def app_user_env(self, uid: int, gid: int) -> dict[str, str]:
-        """Compose variables that make the files the app writes in the bind mount the user's.
-
-        A rootful engine keeps numeric IDs, so the app runs as the user's own UID; never as
-        root: for the root user it stays the image's UID 1001.
-        """
-        if uid == 0:
-            return {"APP_USER": "1001:1001", "APP_USERNS": ""}
+        """Compose variables that make the files the app writes into the tree belong to the
+        tree's owner (`uid`:`gid`). A rootful engine keeps numeric IDs, so the app runs as
+        that UID: the developer's, or root's for a tree root owns."""
         return {"APP_USER": f"{uid}:{gid}", "APP_USERNS": ""}
-
-    def owner_of_app_files(self, uid: int) -> int:
-        """The host UID that files written by the app end up with (see app_user_env)."""
-        return 1001 if uid == 0 else uid
-
-    def copy_image_from(self, other: Runtime, image: str) -> bool:
-        """Copy an image another engine already has (save | load): no rebuild, no registry."""
-        self.log(f"copying {image} from {other.describe()} to {self.describe()}")
-        save = subprocess.Popen([*other.engine, "save", image], stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL)
-        load = subprocess.run([*self.engine, "load"], stdin=save.stdout, capture_output=True)
-        save.stdout.close()
-        return save.wait() == 0 and load.returncode == 0 and self.image_exists(image)
 
     def describe(self) -> str:
         return self.name
@@ -403,27 +353,8 @@ class Podman(Runtime):
             return {"APP_USER": "1001:1001", "APP_USERNS": "keep-id:uid=1001,gid=1001"}
         return super().app_user_env(uid, gid)
 
-    def owner_of_app_files(self, uid: int) -> int:
-        return uid if self.rootless else super().owner_of_app_files(uid)
-
     def describe(self) -> str:
         return "rootless podman" if self.rootless else "podman"
-
-    @contextmanager
-    def cold_builds(self) -> Iterator[str]:
-        """No layer cache and empty cache mounts too: buildah keeps them under $TMPDIR, so a
-        fresh TMPDIR makes the build download every package again, as on a new machine."""
-        previous = self.build_env.get("TMPDIR")
-        with tempfile.TemporaryDirectory(prefix="djstack-cold-build-") as empty, \
-                super().cold_builds():
-            self.build_env["TMPDIR"] = empty
-            try:
-                yield "nothing (no layers, empty download cache)"
-            finally:
-                if previous is None:
-                    self.build_env.pop("TMPDIR", None)
-                else:
-                    self.build_env["TMPDIR"] = previous
 
     def not_working_hint(self, reason: str) -> str:
         return (f"podman is installed but cannot run containers ({reason}); "
@@ -583,13 +514,6 @@ def _shortened(arg: str, longest: int = 100) -> str:
 def _last_error_line(result: subprocess.CompletedProcess) -> str:
     lines = result.stderr.decode(errors="replace").strip().splitlines()
     return lines[-1] if lines else "no answer"
-
-
-def _bytes(text: str) -> int:
-    """A history size: raw bytes (docker -H=false) or "59.3 MB" (podman always prints units)."""
-    number, _, unit = text.strip().partition(" ")
-    scale = {"": 1, "B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
-    return int(float(number) * scale)
 
 
 def ca_bundle_path(configured: str | None) -> str | None:

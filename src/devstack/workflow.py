@@ -90,7 +90,7 @@ def logs(stack: Stack, args: Sequence[str]) -> None:
         else:
             services.append(arg)
     check_services(services)
-    if not stack.runtime.containers(stack.config.project):
+    if not stack.containers():
         raise StackError(f"stack {stack.config.project} has no containers, so no logs: "
                          "start it with `nox -s up`")
     color = [] if sys.stdout.isatty() else ["--no-color"]  # no escape codes in files and pipes
@@ -117,7 +117,7 @@ class ServiceStatus:
 
 def status(stack: Stack) -> list[ServiceStatus]:
     """One row per service: container state, a real probe of the service, ports, URL."""
-    containers = {c.service: c for c in stack.runtime.containers(stack.config.project)}
+    containers = stack.containers()
     urls = stack.urls()
     url_of = {"app": urls["App"], "db": urls["PostgreSQL"], "redis": urls["Redis"]}
     running = [s for s in SERVICES if s in containers and containers[s].state == "running"]
@@ -149,7 +149,7 @@ def status_table(rows: Sequence[ServiceStatus]) -> str:
 def restart(stack: Stack, services: Sequence[str]) -> float:
     """Restart all services or the ones named, then wait until every service answers."""
     check_services(services)
-    if not stack.runtime.containers(stack.config.project):
+    if not stack.containers():
         raise StackError(f"stack {stack.config.project} has no containers to restart: "
                          "start it with `nox -s up`")
     started = time.monotonic()
@@ -185,10 +185,11 @@ def dbshell(stack: Stack, args: Sequence[str]) -> None:
 
 
 def manage(stack: Stack, args: Sequence[str], *, env_names: Sequence[str] = ()) -> None:
-    """`python3 src/manage.py <args>` in the app container."""
+    """`python3 manage.py <args>` in the app container, in src/ (bind-mounted): what
+    startapp, makemessages or dumpdata -o write lands in the checkout's src/."""
     if not args:
         raise StackError("no manage.py command given: e.g. `nox -s manage -- showmigrations`")
-    _exec(stack, "app", ["python3", "src/manage.py", *args], env_names=env_names,
+    _exec(stack, "app", ["python3", "manage.py", *args], env_names=env_names,
           what=f"manage.py {args[0]}")
 
 
@@ -209,10 +210,15 @@ def clean(stack: Stack, *, yes: bool, confirm: Confirm | None,
 
     Returns the volumes deleted (none when the answer was not yes).
     """
+    from .production import ProdStack  # its production-like stack goes too
+
     log, runtime = stack.log, stack.runtime
+    production = ProdStack.for_checkout(runtime, stack.config)
     stack.remove()
-    volumes = [name for name in stack.config.volume_names() if runtime.volume_exists(name)]
-    log(f"containers of stack {stack.config.project} removed")
+    production.remove()
+    volumes = [name for name in [*stack.config.volume_names(), *production.config.volume_names()]
+               if runtime.volume_exists(name)]
+    log(f"containers of stack {stack.config.project} and {production.config.project} removed")
     if not volumes:
         log("no volumes to delete")
         return []

@@ -1,4 +1,5 @@
-"""The container's entrypoint and the settings modules, run as real processes."""
+"""The dev server command (wait for the database, migrate, runserver) and the settings
+modules, run as real processes."""
 
 import os
 import signal
@@ -24,12 +25,11 @@ def run(args, **env):
     )
 
 
-def test_entrypoint_gives_up_on_an_unreachable_database_with_one_clear_line():
+def test_wait_for_db_gives_up_on_an_unreachable_database_with_one_clear_line():
     result = run(
-        ["-m", "config.entrypoint", "true"],
+        ["src/manage.py", "wait_for_db", "--timeout", "1"],
         DJANGO_SETTINGS_MODULE="settings.dev",
         DATABASE_URL="postgres://app:app@127.0.0.1:1/app",
-        DB_WAIT_TIMEOUT="1",
     )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
@@ -38,14 +38,11 @@ def test_entrypoint_gives_up_on_an_unreachable_database_with_one_clear_line():
     assert "DB_WAIT_TIMEOUT" in lines[0]
 
 
-def test_entrypoint_waits_then_execs_the_command():
-    result = run(
-        ["-m", "config.entrypoint", sys.executable, "-c", "print('server started')"],
-        DJANGO_SETTINGS_MODULE="settings.dev",
-        MIGRATE_ON_START="false",
-    )
+def test_wait_for_db_returns_once_the_database_answers():
+    result = run(["src/manage.py", "wait_for_db", "--timeout", "5"],
+                 DJANGO_SETTINGS_MODULE="settings.dev")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "server started"
+    assert result.stderr == ""
 
 
 def _free_port() -> int:
@@ -68,13 +65,12 @@ def _dev_server(port: int, **env):
     environment["PYTHONPATH"] = os.pathsep.join(
         filter(None, [env.get("PYTHONPATH"), os.environ.get("PYTHONPATH")]))
     return subprocess.Popen(
-        [sys.executable, "-m", "config.entrypoint", sys.executable, "src/manage.py", "runserver",
-         f"127.0.0.1:{port}"],
+        [sys.executable, "src/manage.py", "runserver", f"127.0.0.1:{port}"],
         cwd=APP_DIR, env=environment, start_new_session=True, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def test_dev_server_forked_by_the_entrypoint_serves_and_stops_at_once():
+def test_dev_server_serves_and_stops_at_once():
     port = _free_port()
     server = _dev_server(port)
     try:
@@ -98,23 +94,6 @@ def test_dev_server_forked_by_the_entrypoint_serves_and_stops_at_once():
         if _group_alive(server.pid):
             os.killpg(server.pid, signal.SIGKILL)
         server.communicate()
-
-
-def test_an_edit_saved_before_the_file_watches_exist_still_restarts_the_server(tmp_path):
-    """The forked server answers before its watches are in place: a save in that gap (right
-    after `up` returns, say) must not be lost."""
-    settings = tmp_path / "early_edit_settings.py"
-    settings.write_text("from settings.dev import *  # noqa\n")
-    server = _dev_server(_free_port(), DJANGO_SETTINGS_MODULE="early_edit_settings",
-                         PYTHONPATH=str(tmp_path))
-    try:
-        time.sleep(0.25)  # the settings are read; the server is not even forked yet
-        settings.write_text(settings.read_text() + "# saved early\n")
-        time.sleep(8)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        _, stderr = server.communicate(timeout=10)
-    assert f"{settings} changed, reloading" in stderr
 
 
 BROKEN_PROJECTS = {
@@ -150,7 +129,7 @@ def test_dev_server_with_broken_code_shows_the_error_and_waits_for_a_fix(tmp_pat
     assert expected in stderr
 
 
-def test_dev_server_without_a_database_fails_with_one_line_and_leaves_no_child():
+def test_dev_server_without_a_database_fails_with_one_line_and_leaves_no_process():
     server = _dev_server(_free_port(), DATABASE_URL="postgres://app:app@127.0.0.1:1/app",
                          DB_WAIT_TIMEOUT="1")
     try:
@@ -160,21 +139,19 @@ def test_dev_server_without_a_database_fails_with_one_line_and_leaves_no_child()
         assert len(lines) == 1, stderr
         assert "database at 127.0.0.1:1 not ready after 1s" in lines[0]
         time.sleep(0.2)
-        assert not _group_alive(server.pid), "the forked server was left running"
+        assert not _group_alive(server.pid), "a server process was left running"
     finally:
         if _group_alive(server.pid):
             os.killpg(server.pid, signal.SIGKILL)
 
 
-def test_malformed_database_url_is_one_line_naming_the_variable():
-    result = run(
-        ["-m", "config.entrypoint", "true"],
-        DJANGO_SETTINGS_MODULE="settings.dev",
-        DATABASE_URL="not a url",
-    )
+def test_malformed_database_url_names_the_variable_and_the_fix():
+    result = run(["src/manage.py", "check"], DJANGO_SETTINGS_MODULE="settings.dev",
+                 DATABASE_URL="not a url")
     assert result.returncode != 0
-    assert "DATABASE_URL='not a url' is not a valid URL" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "DATABASE_URL='not a url' is not a valid URL" in last
+    assert ".env.example" in last
 
 
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL"])

@@ -41,7 +41,7 @@ def isolated_stack(request, tmp_path_factory):
 
 def start(stack: Stack) -> None:
     """Start the stack's containers from existing images and wait until every service answers."""
-    stack.preflight()
+    stack.preflight(stack.containers())
     stack.compose("up", "-d", capture=True, quiet=True)
     stack.wait_ready(timeout=180)
 
@@ -51,3 +51,21 @@ def session_env(stack: Stack) -> dict[str, str]:
     keys = ("STACK_NAME", "BIND_ADDRESS", "SNAPSHOT_DIR", *PORT_VARIABLES.values(),
             *IMAGE_VARIABLES)
     return {**os.environ, **{key: stack.config.values[key] for key in keys}}
+
+
+def history_bytes(text: str) -> int:
+    """A history size: raw bytes (docker -H=false) or "59.3 MB" (podman always prints units)."""
+    number, _, unit = text.strip().partition(" ")
+    scale = {"": 1, "B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
+    return int(float(number) * scale)
+
+
+def added_bytes(runtime, image: str, base: str) -> int:
+    """Bytes the image's own layers add on top of its base (from both histories)."""
+    def sizes(name: str) -> list[int]:
+        result = runtime.engine_cmd("history", "-H=false", "--format", "{{.Size}}", name,
+                                    capture=True, quiet=True)
+        return [history_bytes(line) for line in result.stdout.decode().splitlines() if line.strip()]
+
+    own, inherited = sizes(image), sizes(base)
+    return sum(own[: len(own) - len(inherited)])  # newest first: the rows above the base

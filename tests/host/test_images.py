@@ -2,16 +2,19 @@
 the seed layer instead of reinstalling every package."""
 
 import json
+import tarfile
 import os
 import shutil
 
 import pytest
 from conftest import ROOT
 
+from devstack import images
 from devstack.config import StackConfig
 from devstack.images import (DEPS_SEED_LABEL, add_dependency, dependency_seed,
                              ensure_app_image, locked_pins)
-from devstack.runtime import _bytes, detect
+from conftest import history_bytes
+from devstack.runtime import detect
 from devstack.isolated import checkout_copy
 
 
@@ -47,7 +50,7 @@ def _sync_layer_bytes(runtime, image: str) -> int:
     result = runtime.engine_cmd("history", "-H=false", "--no-trunc", "--format",
                                 "{{.Size}}\t{{.CreatedBy}}", image, capture=True, quiet=True)
     rows = [line.split("\t", 1) for line in result.stdout.decode().splitlines() if "\t" in line]
-    return next(_bytes(size) for size, step in rows if "uv sync" in step and "--group dev" in step)
+    return next(history_bytes(size) for size, step in rows if "uv sync" in step and "--group dev" in step)
 
 
 def _layers(runtime, image: str) -> list[str]:
@@ -92,3 +95,17 @@ def test_a_new_dependency_rebuilds_on_the_cached_seed_layer(runtime, tmp_path):
     finally:
         runtime.remove_image(tag)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_the_debian_root_file_system_for_the_stand_ins_is_a_tarball(runtime, tmp_path,
+                                                                     monkeypatch):
+    """The first step towards stand-in images where no registry answers, as this account
+    takes it: debootstrap as root, mmdebstrap otherwise (it writes a tarball only for a
+    name ending in .tar)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    tarball = images.debian_rootfs(runtime)
+    assert tarball.is_file() and tarfile.is_tarfile(tarball)
+    with tarfile.open(tarball) as tar:
+        names = set(tar.getnames())
+    assert {"./usr/bin/python3", "./etc/debian_version"} <= names
+    assert not list(tmp_path.rglob("*.partial*"))  # nothing half-written is left

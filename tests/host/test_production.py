@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import added_bytes
 
 from devstack.config import StackConfig
 from devstack.images import ensure_app_image, ensure_base_images, ensure_prod_image
@@ -73,7 +74,7 @@ def test_prod_image_holds_only_runtime_dependencies(runtime, config):
 
 
 def test_prod_image_fits_its_size_budget(runtime, config):
-    added = runtime.added_bytes(config.values["PROD_IMAGE"], config.values["PYTHON_IMAGE"])
+    added = added_bytes(runtime, config.values["PROD_IMAGE"], config.values["PYTHON_IMAGE"])
     print(f"prod image adds {added / 1e6:.1f} MB to {config.values['PYTHON_IMAGE']}")
     assert added <= SIZE_BUDGET, f"prod image adds {added / 1e6:.1f} MB, budget 80 MB"
 

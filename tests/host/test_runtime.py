@@ -88,7 +88,7 @@ def test_port_taken_by_another_program_is_named_with_its_variable(tmp_path):
                                              "DB_PORT": str(port), **free})
         stack = Stack(detect(os.environ.get("CONTAINER_RUNTIME")), config)
         with pytest.raises(StackError) as error:
-            stack.preflight()
+            stack.preflight({})
     assert str(error.value).startswith(f"port {port} on 127.0.0.1 is already in use")
     assert "set DB_PORT=<free port> in .env" in str(error.value)
 

@@ -6,6 +6,9 @@ remove its containers.
 
 import json
 import re
+import secrets
+import shutil
+import socket
 import subprocess
 import sys
 
@@ -103,12 +106,46 @@ def test_up_recreates_stopped_containers_whose_configuration_changed(isolated_st
         inspect = runtime.engine_cmd("inspect", "--format", "{{json .Config.Env}}", app.name,
                                      capture=True, quiet=True)
         assert "DB_WAIT_TIMEOUT=61" in json.loads(inspect.stdout)
-        if runtime.name == "podman":  # no --requires: a later `up` can start the app first
-            deps = runtime.engine_cmd("inspect", "--format", "{{.Dependencies}}", app.name,
-                                      capture=True, quiet=True)
-            assert deps.stdout.decode().strip() == "[]"
     finally:  # back to the module's configuration for the tests that follow
         assert nox(isolated_stack, "-s", "up").returncode == 0
+
+
+def test_a_taken_port_set_while_the_stack_runs_is_one_line_and_nothing_stops(isolated_stack):
+    """The configuration changed to a port someone else holds: `up` says so before it
+    recreates anything, and the running stack stays as it was."""
+    runtime, project = isolated_stack.runtime, isolated_stack.config.project
+    before = {c.service: c.id for c in runtime.containers(project)}
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result = nox(isolated_stack, "-s", "up", env={"APP_PORT": str(port)})
+    assert result.returncode != 0
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "set APP_PORT=<free port>" in result.stderr
+    assert "Traceback" not in result.stderr
+    after = {c.service: c for c in runtime.containers(project)}
+    assert {s: c.id for s, c in after.items()} == before
+    assert all(c.state == "running" for c in after.values())
+
+
+def test_manage_startapp_writes_the_app_into_src_owned_by_the_checkouts_owner(isolated_stack):
+    name = f"startapp_probe_{secrets.token_hex(3)}"
+    created = ROOT / "src" / name
+    try:
+        result = nox(isolated_stack, "-s", "manage", "--", "startapp", name)
+        assert result.returncode == 0, result.stderr
+        assert (created / "models.py").is_file()
+        owner = ROOT.stat().st_uid
+        assert {p.stat().st_uid for p in [created, *created.rglob("*")]} == {owner}
+    finally:
+        shutil.rmtree(created, ignore_errors=True)
+
+
+def test_djangos_dbshell_works_in_the_app_container(isolated_stack):
+    result = nox(isolated_stack, "-s", "manage", "--", "dbshell", "--", "-tAc", "SELECT 6 * 7")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["42"]
 
 
 def test_logs_of_one_service_are_its_real_output(isolated_stack, capfd):

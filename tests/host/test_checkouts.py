@@ -1,0 +1,143 @@
+"""Off the tested path: two checkouts of the project side by side on one engine, nox
+installed on its own, and a session that meets something unexpected."""
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from devstack.config import StackConfig
+from devstack.isolated import checkout_copy
+from devstack.net import http, poll
+
+PASSED_ON = ("CONTAINER_RUNTIME", "PYTHON_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE", "CA_BUNDLE")
+
+
+def developer_env(**extra: str) -> dict[str, str]:
+    """The environment a developer's shell has: none of the stack's variables but the
+    runtime and the base images (.env names the stand-ins where there are any)."""
+    known = StackConfig.load(ROOT).values
+    env = {k: v for k, v in os.environ.items() if k not in known or k in PASSED_ON}
+    return {**env, **extra}
+
+
+def nox_in(checkout: Path, *args: str, nox: str | None = None, env=None):
+    command = [nox] if nox else [sys.executable, "-m", "nox"]
+    return subprocess.run([*command, "-f", str(checkout / "noxfile.py"), *args],
+                          env=env or developer_env(), cwd=checkout, capture_output=True,
+                          text=True, timeout=900)
+
+
+def serve_token(checkout: Path, token: str) -> None:
+    urls = checkout / "src" / "config" / "urls.py"
+    urls.write_text(urls.read_text() + (
+        "\nfrom django.http import HttpResponse as _Token\n"
+        f"urlpatterns.append(path('__checkout__/', lambda request: _Token('{token}')))\n"))
+
+
+@pytest.fixture
+def twins(tmp_path):
+    """Two copies of the checkout in directories of the same name, so that compose would
+    derive the same project name for both; the image the checkout built is reused."""
+    image = StackConfig.load(ROOT).values["APP_IMAGE"]
+    copies = []
+    for side in ("first", "second"):
+        copy = checkout_copy(ROOT, f"djstack-{side}-")
+        shutil.copy2(ROOT / "noxfile.py", copy / "noxfile.py")
+        twin = tmp_path / side / "djstack-twin"
+        twin.parent.mkdir()
+        shutil.move(copy, twin)
+        copies.append(twin)
+    env = developer_env(APP_IMAGE=image)
+    yield copies, env
+    for copy in copies:
+        nox_in(copy, "-s", "clean", "--", "--yes", env=env)
+
+
+def test_two_checkouts_run_side_by_side_each_serving_its_own_tree(twins):
+    (first, second), env = twins
+    for checkout in (first, second):
+        result = nox_in(checkout, "-s", "up", env=env)
+        assert result.returncode == 0, result.stderr
+    configs = [StackConfig.load(checkout, environ=env) for checkout in (first, second)]
+    assert configs[0].project == "djstack-twin"
+    assert configs[1].project == "djstack-twin-2"  # the same directory name, another stack
+    assert "STACK_NAME=djstack-twin-2" in (second / ".env").read_text()
+    assert configs[0].app_url != configs[1].app_url  # a busy default port moved, and stays
+    tokens = [secrets.token_hex(6) for _ in configs]
+    for checkout, token in zip((first, second), tokens):
+        serve_token(checkout, token)
+    for config, token in zip(configs, tokens):
+        ok, seen, _ = poll(lambda: _answers(f"{config.app_url}/__checkout__/", token), 60)
+        assert ok, f"{config.project} does not serve its own tree: {seen}"
+    down = nox_in(second, "-s", "down", env=env)
+    assert down.returncode == 0, down.stderr
+    assert http("GET", f"{configs[0].app_url}/api/v1/health/")[0] == 200
+    assert http("GET", f"{configs[1].app_url}/api/v1/health/")[0] is None
+    again = nox_in(second, "-s", "up", env=env)  # the recorded name and ports are kept
+    assert again.returncode == 0, again.stderr
+    assert configs[1].app_url in again.stderr
+
+
+def _answers(url: str, token: str) -> tuple[bool, str]:
+    status, body = http("GET", url)
+    return status == 200 and body == token, f"{status} {body[:80]}"
+
+
+def test_nox_installed_on_its_own_brings_the_tools_the_sessions_need(tmp_path):
+    """`pipx install nox`, or nox alone in a venv: the noxfile installs podman-compose & co.
+    into the checkout's .nox/_tools once, then runs the session with them."""
+    alone = tmp_path / "nox-alone"
+    venv.EnvBuilder(with_pip=True).create(alone)
+    nox_requirement = next(r for r in _host_group() if r.startswith("nox"))
+    subprocess.run([alone / "bin" / "pip", "install", "-q", nox_requirement], check=True)
+    checkout = checkout_copy(ROOT, "djstack-nox-alone-")
+    try:
+        shutil.copy2(ROOT / "noxfile.py", checkout / "noxfile.py")
+        env = {k: v for k, v in developer_env().items() if k != "VIRTUAL_ENV"}
+        env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
+                                      if not Path(p, "podman-compose").exists())
+        result = nox_in(checkout, "-s", "status", nox=str(alone / "bin" / "nox"), env=env)
+        assert result.returncode == 0, result.stderr
+        assert "installing nox" in result.stderr and "stack djstack-nox-alone" in result.stdout
+        assert (checkout / ".nox" / "_tools" / "bin" / "podman-compose").exists()
+        again = nox_in(checkout, "-s", "status", nox=str(alone / "bin" / "nox"), env=env)
+        assert again.returncode == 0 and "installing" not in again.stderr  # once only
+    finally:
+        shutil.rmtree(checkout, ignore_errors=True)
+
+
+def _host_group() -> list[str]:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["host"]
+
+
+def test_an_unexpected_failure_ends_in_one_line_naming_the_full_traceback(tmp_path):
+    """An engine that answers nonsense: the session says what failed and where the
+    traceback is, and prints no traceback."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "podman").write_text("#!/bin/sh\necho 'this is not JSON'\n")
+    (fake / "podman").chmod(0o755)
+    checkout = checkout_copy(ROOT, "djstack-nonsense-")
+    try:
+        shutil.copy2(ROOT / "noxfile.py", checkout / "noxfile.py")
+        env = developer_env(CONTAINER_RUNTIME="podman",
+                            PATH=f"{fake}{os.pathsep}{os.environ['PATH']}")
+        result = nox_in(checkout, "-s", "status", env=env)
+    finally:
+        log = checkout / ".nox" / "last-error.log"
+        traceback = log.read_text() if log.exists() else ""
+        shutil.rmtree(checkout, ignore_errors=True)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    line = next(line for line in result.stderr.splitlines() if "failed unexpectedly" in line)
+    assert "JSONDecodeError" in line and "last-error.log" in line
+    assert "Traceback (most recent call last)" in traceback
