@@ -9,10 +9,6 @@ import subprocess
 import os
 import shutil
 import tempfile
-try:
-    import tomllib
-except ImportError:  # Python 3.10: nox brings tomli
-    import tomli as tomllib  # type: ignore[no-redef]
 from pathlib import Path
 
 from .config import OFFICIAL_IMAGES, StackConfig
@@ -142,7 +138,7 @@ def inputs_digest(root: Path, python_image: str, files: list[str]) -> str:
 
 def _ensure_image(runtime: Runtime, config: StackConfig, *, tag: str, target: str,
                   inputs: list[str], build_args: dict[str, str], force: bool,
-                  seeded: bool = False) -> bool:
+                  seeded: bool = False, no_cache: bool = False) -> bool:
     """Build unless an image with the same inputs exists here or in another engine
     (`seeded`: pass the dependency seed, worked out only when a build is due)."""
     digest = inputs_digest(config.root, config.values["PYTHON_IMAGE"], inputs)
@@ -157,7 +153,8 @@ def _ensure_image(runtime: Runtime, config: StackConfig, *, tag: str, target: st
     runtime.build(context=config.root, containerfile=config.root / "Containerfile", tag=tag,
                   target=target,
                   build_args={"PYTHON_IMAGE": config.values["PYTHON_IMAGE"], **build_args},
-                  labels=labels, ca_bundle=ca_bundle_path(config.values.get("CA_BUNDLE")))
+                  labels=labels, ca_bundle=ca_bundle_path(config.values.get("CA_BUNDLE")),
+                  no_cache=no_cache)
     return True
 
 
@@ -169,12 +166,14 @@ def app_image_up_to_date(runtime: Runtime, config: StackConfig) -> str | None:
 
 
 def ensure_app_image(runtime: Runtime, config: StackConfig, *, force: bool = False,
-                     target: str = "dev", tag: str | None = None) -> bool:
+                     target: str = "dev", tag: str | None = None, no_cache: bool = False) -> bool:
     """The dev image: rebuilt only when its dependency inputs change (the source is mounted)."""
     if target == "prod":
-        return ensure_prod_image(runtime, config, tag=tag)
+        ensure_prod_image(runtime, config, tag=tag)
+        return True
     return _ensure_image(runtime, config, tag=tag or config.values["APP_IMAGE"], target=target,
-                         inputs=list(APP_INPUTS), build_args={}, force=force, seeded=True)
+                         inputs=list(APP_INPUTS), build_args={}, force=force, seeded=True,
+                         no_cache=no_cache)
 
 
 # --- the dependency seed (Containerfile, stage deps-dev) -----------------------------------
@@ -213,43 +212,25 @@ def add_dependency(runtime: Runtime, config: StackConfig, requirement: str) -> N
 
 
 def locked_pins(lock: Path) -> list[str]:
-    """`name==version` of what the dev image installs from uv.lock: the project's
-    dependencies and its dev group, followed through the lock, for Linux and CPython."""
-    packages: dict[str, list[dict]] = {}
-    for package in tomllib.loads(lock.read_text()).get("package", []):
-        packages.setdefault(package["name"], []).append(package)
-    project = next((p for versions in packages.values() for p in versions
-                    if set(p.get("source", {})) & {"virtual", "editable"}), None)
-    if project is None:
-        return []
-    pending = [*project.get("dependencies", []),
-               *project.get("dev-dependencies", {}).get("dev", [])]
-    pins, seen = set(), set()
-    while pending:
-        requirement = pending.pop()
-        key = (requirement["name"], tuple(requirement.get("extra", ())))
-        if key in seen or not _applies(requirement.get("marker")):
-            continue
-        seen.add(key)
-        versions = packages.get(requirement["name"], [])
-        if len(versions) != 1:  # several versions for several platforms: the sync decides
-            continue
-        package = versions[0]
-        pins.add(f"{package['name']}=={package['version']}")
-        pending += package.get("dependencies", [])
-        for extra in requirement.get("extra", ()):
-            pending += package.get("optional-dependencies", {}).get(extra, [])
+    """`name==version` of what the dev image installs from uv.lock (the project's
+    dependencies and its dev group), as `uv export` reads the lock, for Linux and CPython."""
+    from packaging.markers import Marker  # nox depends on it
+
+    uv = find_tool("uv")
+    if not uv:
+        raise StackError("the dependency seed needs uv (the host group installs it: run "
+                         "`python3 noxfile.py ...`)")
+    result = subprocess.run([uv, "export", "--frozen", "--no-hashes", "--no-header",
+                             "--no-annotate", "--no-emit-project", "--group", "dev"],
+                            cwd=lock.parent, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(f"`uv export` could not read {lock}: {result.stderr.strip()}")
+    pins = []
+    for line in result.stdout.splitlines():
+        requirement, _, marker = line.partition(";")
+        if requirement.strip() and (not marker or Marker(marker).evaluate(IMAGE_MARKER_ENVIRONMENT)):
+            pins.append(requirement.strip())
     return sorted(pins)
-
-
-def _applies(marker: str | None) -> bool:
-    if not marker:
-        return True
-    try:
-        from packaging.markers import Marker  # nox depends on it
-    except ImportError:
-        return False  # left to the sync
-    return Marker(marker).evaluate(IMAGE_MARKER_ENVIRONMENT)
 
 
 def ensure_prod_image(runtime: Runtime, config: StackConfig, *, tag: str | None = None) -> None:

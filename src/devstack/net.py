@@ -4,7 +4,6 @@ PostgreSQL's and Redis' own protocols on their published ports."""
 from __future__ import annotations
 
 import errno
-import http.client
 import json
 import socket
 import struct
@@ -12,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from http.client import HTTPException
 
 
 def free_port() -> int:
@@ -44,7 +44,7 @@ def http(method: str, url: str, body: dict | None = None,
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace")
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, HTTPException) as exc:
         return None, f"{type(exc).__name__}: {exc}"
 
 

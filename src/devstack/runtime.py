@@ -180,16 +180,6 @@ class Runtime:
         if existing:
             self.engine_cmd("volume", "rm", *existing, capture=True)
 
-    service_label_format = '{{index .Labels "com.docker.compose.service"}}'
-
-    def running_services(self, project: str) -> set[str]:
-        """Services of the compose project that have a running container."""
-        result = self.engine_cmd(
-            "ps", "--filter", f"label=com.docker.compose.project={project}",
-            "--format", self.service_label_format, capture=True, check=False, quiet=True,
-        )
-        return {line.strip() for line in result.stdout.decode().splitlines() if line.strip()}
-
     info_format = "{{.ServerVersion}}"
 
     def check_working(self, *, chosen: bool = False) -> None:
@@ -393,8 +383,6 @@ class Podman(Runtime):
 
 
 class Docker(Runtime):
-    service_label_format = '{{.Label "com.docker.compose.service"}}'
-
     def not_working_hint(self, reason: str) -> str:
         return (f"docker cannot reach its daemon ({reason}); start it "
                 "(`sudo systemctl start docker`, or open Docker Desktop) and retry")
