@@ -313,6 +313,7 @@ def run_local(runtime: Runtime, config: StackConfig, project: str, *, keep: bool
     url = f"http://127.0.0.1:{plan.port}{HEALTH_PATH}"
     ok = False
     try:
+        down(runtime, plan)  # what an earlier `up` left running is replaced, volumes too
         play(runtime, plan)
         lap("play")
         wait_jobs(runtime, plan, timeout)
