@@ -29,14 +29,11 @@ checkouts never meet.
 from __future__ import annotations
 
 import base64
-import http.client
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import venv
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +43,7 @@ import yaml  # PyYAML: installed with podman-compose, a host tool
 
 from .config import StackConfig
 from .errors import StackError
-from .net import free_port
+from .net import free_port, http, poll
 from .runtime import Runtime, detect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -274,22 +271,11 @@ def wait_jobs(runtime: Runtime, plan: Plan, timeout: float) -> None:
 
 
 def wait_healthy(runtime: Runtime, url: str, container: str, timeout: float) -> None:
-    deadline, last = time.monotonic() + timeout, "no answer"
-    while time.monotonic() < deadline:
-        # Not net.http: its `except` names http.client through its own name, `http`, and
-        # fails with AttributeError whenever a request times out.
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-                last = str(response.status)
-        except urllib.error.HTTPError as exc:
-            last = f"{exc.code} {exc.read().decode(errors='replace')[:200]}"
-        except (OSError, http.client.HTTPException) as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        time.sleep(0.5)
-    raise StackError(f"{url} did not answer 200 within {timeout:g}s (last: {last}); "
-                     f"{container} log: {logs_tail(runtime, container)}")
+    ok, last, _ = poll(lambda: ((answer := http("GET", url))[0] == 200,
+                                f"{answer[0]} {answer[1][:200]}"), timeout, interval=0.5)
+    if not ok:
+        raise StackError(f"{url} did not answer 200 within {timeout:g}s (last: {last}); "
+                         f"{container} log: {logs_tail(runtime, container)}")
 
 
 def run_local(runtime: Runtime, config: StackConfig, project: str, *, keep: bool = False,

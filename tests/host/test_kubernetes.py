@@ -105,7 +105,8 @@ def test_app_pods_run_non_root_read_only_with_probes_and_limits(overlay):
         assert web[probe]["httpGet"]["path"] == kube.HEALTH_PATH
     migrate = documents["Job/migrate"]
     assert pod_spec(migrate)["restartPolicy"] == "Never"
-    assert pod_spec(migrate)["containers"][0]["args"][-2:] == ["migrate", "--noinput"]
+    assert pod_spec(migrate)["containers"][0]["args"][-1].endswith(
+        "manage.py wait_for_db && exec python3 src/manage.py migrate --noinput")
 
 
 def test_local_overlay_brings_its_own_database_cache_and_example_secrets():
