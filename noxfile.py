@@ -49,13 +49,11 @@ ERROR_LOG = ROOT / ".nox" / "last-error.log"
 
 
 @contextmanager
-def stack(session: nox.Session) -> Iterator[Stack]:
-    """The stack for this checkout. A session ends in one line, never a traceback: a
-    StackError's own message, or what failed and where its full traceback was written."""
+def one_line_failures(session: nox.Session) -> Iterator[None]:
+    """A session ends in one line, never a traceback: a StackError's own message, or what
+    failed unexpectedly and where its full traceback was written."""
     try:
-        config = StackConfig.load(ROOT)
-        runtime = detect(config.values.get("CONTAINER_RUNTIME"), log=session.log)
-        yield Stack(runtime, config)
+        yield
     except StackError as exc:
         session.error(str(exc))
     except Exception as exc:
@@ -66,6 +64,15 @@ def stack(session: nox.Session) -> Iterator[Stack]:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         session.error(f"{session.name} failed unexpectedly ({type(exc).__name__}: {reason}); "
                       f"full traceback in {ERROR_LOG}")
+
+
+@contextmanager
+def stack(session: nox.Session) -> Iterator[Stack]:
+    """The stack of this checkout, on the runtime CONTAINER_RUNTIME names or detects."""
+    with one_line_failures(session):
+        config = StackConfig.load(ROOT)
+        runtime = detect(config.values.get("CONTAINER_RUNTIME"), log=session.log)
+        yield Stack(runtime, config)
 
 
 @nox.session(venv_backend="none")
@@ -238,10 +245,8 @@ def kube(session: nox.Session) -> None:
     """Run the Kubernetes manifests with podman kube play until healthy (`-- up|down|render`)."""
     from devstack import kube as k8s
 
-    try:  # Podman whatever CONTAINER_RUNTIME says: kube play is Podman's
+    with one_line_failures(session):  # Podman whatever CONTAINER_RUNTIME says: kube play is Podman's
         print(k8s.command(StackConfig.load(ROOT), session.posargs, session.log), flush=True)
-    except StackError as exc:
-        session.error(str(exc))
 
 
 @nox.session(venv_backend="none", requires=["up"])

@@ -105,7 +105,7 @@ class Stack:
             found = self.runtime.containers(name)
         if name != base:
             self.log(f"stack {base} belongs to another checkout: this one is {name}")
-        elif not found and name != LEGACY_STACK_NAME and self.config.origin.get("STACK_NAME") != "nox":
+        elif not found and name != LEGACY_STACK_NAME and "STACK_NAME" not in self.config.origin:
             legacy = self.runtime.containers(LEGACY_STACK_NAME)
             if legacy and all(self.is_ours(c) for c in legacy):
                 self.log(f"carrying on with stack {LEGACY_STACK_NAME}, made here before stack "
@@ -122,10 +122,10 @@ class Stack:
             self.log(f"STACK_NAME={name} recorded in {self.config.env_file.name}")
         return {c.service: c for c in found}
 
-    def preflight(self, containers: dict[str, Container]) -> None:
+    def preflight(self, containers: dict[str, Container]) -> bool:
         """Before anything is stopped or created: every published port is free or already
         ours. A default port another program holds moves to the next free one (recorded in
-        .env); a port the user chose is theirs to change."""
+        .env; returns True); a port the user chose is theirs to change."""
         address = self.config.values["BIND_ADDRESS"]
         moved = {}
         for service, variable in self.port_variables.items():
@@ -137,8 +137,9 @@ class Stack:
                     f"port {port} on {address} is already in use, so the {service} service "
                     f"cannot publish it: set {variable}=<free port> in {self.config.env_file.name}"
                     f" (or stop what uses it) and retry")
-            taken = {int(self.config.values[v]) for v in (*PORT_VARIABLES.values(), *PROD_PORT_VARIABLES.values())
-                     if v != variable} | set(moved.values())
+            others = (*PORT_VARIABLES.values(), *PROD_PORT_VARIABLES.values())
+            taken = {int(self.config.values[v]) for v in others if v != variable}
+            taken |= set(moved.values())
             while port_in_use(address, port) or port in taken:
                 port += 1
             moved[variable] = port
@@ -146,6 +147,7 @@ class Stack:
                      f"({variable}={port} recorded in {self.config.env_file.name})")
         if moved:
             self.config.record({key: str(value) for key, value in moved.items()})
+        return bool(moved)
 
     def build(self, *, force: bool = False) -> None:
         ensure_base_images(self.runtime, self.config)
@@ -153,27 +155,31 @@ class Stack:
 
     def up(self) -> float:
         """Start (or keep) the stack and return once every service answers; returns seconds.
-        The compose tool creates, starts and stops the containers; nothing else does."""
+        The compose tool creates the containers; stopped current ones are started directly."""
         started = time.monotonic()
         containers = self.claimed_containers()
-        digest = self.config_digest()
-        current = self.is_current(containers, digest,
+        current = self.is_current(containers, self.config_digest(),
                                   app_image_up_to_date(self.runtime, self.config))
-        if not current:
-            self.preflight(containers)
-            self.build()
-            env = self.compose_env()
-            self.log(f"the app runs as {describe_user(env['APP_USER'], env['APP_USERNS'])}")
-            changed = any(c.labels.get(CONFIG_LABEL) != digest for c in containers.values())
-            # podman-compose does not notice every change of the values it interpolates.
-            self.compose("up", "-d", *(["--force-recreate"] if changed else []), capture=True)
-            self.recreate_if_stale("app")
-            containers = None
-        elif any(c.state != "running" for c in containers.values()):
-            self.preflight(containers)
-            self.start_stopped(containers)
+        if not (current and all(c.state == "running" for c in containers.values())):
+            moved = self.preflight(containers)  # may move a busy default port: new containers
+            if current and not moved:
+                self.start_stopped(containers)
+            else:
+                self.build()
+                self.create(containers)
+                containers = None
         self.wait_ready(timeout=float(self.config.values["UP_TIMEOUT"]), known=containers)
         return time.monotonic() - started
+
+    def create(self, containers: dict[str, Container]) -> None:
+        """`compose up -d`: containers made afresh where the configuration changed."""
+        env = self.compose_env()
+        self.log(f"the app runs as {describe_user(env['APP_USER'], env['APP_USERNS'])}")
+        changed = any(c.labels.get(CONFIG_LABEL) != env["DJSTACK_CONFIG"]
+                      for c in containers.values())
+        # podman-compose does not notice every change of the values it interpolates.
+        self.compose("up", "-d", *(["--force-recreate"] if changed else []), capture=True)
+        self.recreate_if_stale("app")
 
     def config_digest(self) -> str:
         return self.compose_env()["DJSTACK_CONFIG"]

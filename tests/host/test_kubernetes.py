@@ -137,7 +137,6 @@ def test_production_overlay_uses_managed_services_and_a_registry_image():
     assert container["ports"][0]["containerPort"] == 8000 and "readinessProbe" in container
     assert container["resources"]["limits"]["memory"] == "768Mi"
     assert documents["ConfigMap/app-config"]["data"]["SECURE_SSL_REDIRECT"] == "true"
-    assert documents["ConfigMap/app-config"]["data"]["MIGRATE_ON_START"] == "false"
     assert "Ingress/web" in documents and "PodDisruptionBudget/web" in documents
 
 
