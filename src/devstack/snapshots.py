@@ -167,15 +167,9 @@ def _dump(stack: Stack, command: list[str], target: Path, *, compress: bool = Fa
 def restore(stack: Stack, name: str, *, yes: bool, confirm: Confirm | None) -> bool:
     """Replace the database with a snapshot's contents; False when the person said no."""
     snapshot = find(stack.config, name)
-    stack.require_running("db")
-    if not _may_replace(stack, f"restoring {name!r}", yes, confirm,
-                        rerun=f"nox -s restore -- {name} --yes"):
-        return False
-    user = stack.config.values["POSTGRES_USER"]
-    _replace_database(stack, lambda database: _load(
-        stack, ["pg_restore", "-U", user, "-d", database, "--no-owner", "--no-privileges",
-                "--exit-on-error", "--single-transaction"], snapshot.path))
-    return True
+    return _replace_from(stack, snapshot.path, f"restoring {name!r}", yes, confirm,
+                         rerun=f"nox -s restore -- {name} --yes",
+                         load=["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error"])
 
 
 def import_sql(stack: Stack, file: str, *, yes: bool, confirm: Confirm | None) -> bool:
@@ -184,14 +178,20 @@ def import_sql(stack: Stack, file: str, *, yes: bool, confirm: Confirm | None) -
     if not path.is_file():
         raise StackError(f"{file}: no such file; give a .sql or .sql.gz file "
                          "(`nox -s db-export` makes one)")
+    return _replace_from(stack, path, f"importing {path.name}", yes, confirm,
+                         rerun=f"nox -s db-import -- {file} --yes",
+                         load=["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"])
+
+
+def _replace_from(stack: Stack, source: Path, action: str, yes: bool, confirm: Confirm | None,
+                  *, rerun: str, load: list[str]) -> bool:
+    """Load `source` with the `load` command into a new database and swap it in."""
     stack.require_running("db")
-    if not _may_replace(stack, f"importing {path.name}", yes, confirm,
-                        rerun=f"nox -s db-import -- {file} --yes"):
+    if not _may_replace(stack, action, yes, confirm, rerun=rerun):
         return False
     user = stack.config.values["POSTGRES_USER"]
     _replace_database(stack, lambda database: _load(
-        stack, ["psql", "-X", "-q", "-U", user, "-d", database, "-v", "ON_ERROR_STOP=1",
-                "--single-transaction"], path))
+        stack, [*load, "-U", user, "--single-transaction", "-d", database], source))
     return True
 
 
