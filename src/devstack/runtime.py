@@ -83,6 +83,9 @@ class Runtime:
             )
         except FileNotFoundError:
             raise StackError(f"{args[0]} is not installed or not on PATH") from None
+        except subprocess.TimeoutExpired:
+            raise StackError(f"`{' '.join(args[:4])} ...` did not finish within {timeout:g}s "
+                             "(its output is above, or in `nox -s logs`)") from None
         if check and result.returncode != 0:
             detail = ""
             if capture:

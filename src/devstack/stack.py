@@ -178,7 +178,8 @@ class Stack:
         changed = any(c.labels.get(CONFIG_LABEL) != env["DJSTACK_CONFIG"]
                       for c in containers.values())
         # podman-compose does not notice every change of the values it interpolates.
-        self.compose("up", "-d", *(["--force-recreate"] if changed else []), capture=True)
+        self.compose("up", "-d", *(["--force-recreate"] if changed else []), capture=True,
+                     timeout=float(self.config.values["UP_TIMEOUT"]))
         self.recreate_if_stale("app")
 
     def config_digest(self) -> str:
