@@ -1,9 +1,12 @@
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from . import views
 
 urlpatterns = [
-    path("health/", views.health, name="health"),
-    path("schema/", views.openapi_schema, name="openapi-schema"),
-    path("docs/", views.api_docs, name="api-docs"),
+    path("health/", views.ReadinessView.as_view(), name="health"),
+    path("health/live/", views.LivenessView.as_view(), name="liveness"),
+    path("schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="openapi-schema"), name="api-redoc"),
 ]
