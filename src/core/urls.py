@@ -8,5 +8,7 @@ urlpatterns = [
     path("health/live/", views.LivenessView.as_view(), name="liveness"),
     path("schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="openapi-schema"), name="api-redoc"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="openapi-schema",
+                                                template_name="core/redoc.html"),
+         name="api-redoc"),
 ]
