@@ -90,8 +90,9 @@ def test_app_pods_run_non_root_read_only_with_probes_and_limits(overlay):
                 assert {"cpu", "memory"} <= set(container["resources"]["requests"])
                 assert {"cpu", "memory"} <= set(container["resources"]["limits"])
     web = pod_spec(documents["Deployment/web"])["containers"][0]
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert web[probe]["httpGet"]["path"] == kube.HEALTH_PATH
+    # Readiness asks the database and cache; liveness only whether the process serves.
+    assert web["readinessProbe"]["httpGet"]["path"] == kube.HEALTH_PATH
+    assert web["livenessProbe"]["httpGet"]["path"] == "/api/v1/health/live/"
     migrate = documents["Job/migrate"]
     assert pod_spec(migrate)["restartPolicy"] == "Never"
     assert pod_spec(migrate)["containers"][0]["args"][-2:] == ["migrate", "--noinput"]
