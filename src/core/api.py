@@ -7,7 +7,10 @@ in config.urls, unknown paths through `not_found`.
 
 from __future__ import annotations
 
+import logging
+
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import OperationalError
 from django.http import HttpRequest, JsonResponse
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
@@ -18,6 +21,14 @@ from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 ALL = "__all__"  # errors that belong to no single field (NON_FIELD_ERRORS_KEY)
+
+logger = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = 503
+    default_detail = "The database is unavailable; try again shortly."
+    default_code = "database_unavailable"
 
 
 def _messages(value) -> list[str]:
@@ -39,9 +50,13 @@ def error_body(detail) -> dict:
 
 def exception_handler(exc, context):
     """DRF's handler (status, headers such as Allow and Retry-After), then the one shape.
-    A model's ValidationError raised by a service is the client's error too: 400, not 500."""
+    A model's ValidationError raised by a service is the client's error too: 400, not 500;
+    a database that cannot be reached is a 503, not a 500 (nor an HTML page in DEBUG)."""
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=as_serializer_error(exc))
+    elif isinstance(exc, OperationalError):  # gone or restarting: the client may retry
+        logger.warning("database unavailable: %s", (str(exc).strip() or repr(exc)).splitlines()[0])
+        exc = DatabaseUnavailable()
     response = drf_exception_handler(exc, context)
     if response is not None:
         response.data = error_body(response.data)
