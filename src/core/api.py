@@ -129,7 +129,8 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
         try:
             value = int(raw)
         except ValueError:
-            raise exceptions.ValidationError({name: [f"must be a whole number, got {raw!r}"]})
+            raise exceptions.ValidationError(
+                {name: [f"must be a whole number, got {raw!r}"]}) from None
         if not low <= value <= high:
             raise exceptions.ValidationError({name: [f"must be {low} to {high}, got {value}"]})
         return value

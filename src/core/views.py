@@ -25,8 +25,8 @@ def index(request: HttpRequest) -> JsonResponse:
         "notes": "/api/v1/notes/",
         "admin": "/admin/",
     }
-    return JsonResponse({"name": "djstack API",
-                         **{name: request.build_absolute_uri(path) for name, path in links.items()}})
+    urls = {name: request.build_absolute_uri(path) for name, path in links.items()}
+    return JsonResponse({"name": "djstack API", **urls})
 
 
 class ProbeView(MethodFirstMixin, APIView):

@@ -122,9 +122,9 @@ def test_reads_are_open_writes_need_a_user(anon, api):
     note_id = api.post(NOTES, {"title": "mine"}).json()["id"]
     assert anon.get(NOTES).status_code == 200
     assert anon.get(f"{NOTES}{note_id}/").status_code == 200
-    for response in (anon.post(NOTES, {"title": "x"}), anon.put(f"{NOTES}{note_id}/", {"title": "x"}),
-                     anon.patch(f"{NOTES}{note_id}/", {"title": "x"}),
-                     anon.delete(f"{NOTES}{note_id}/")):
+    item = f"{NOTES}{note_id}/"
+    for response in (anon.post(NOTES, {"title": "x"}), anon.put(item, {"title": "x"}),
+                     anon.patch(item, {"title": "x"}), anon.delete(item)):
         assert response.status_code == 401
         assert response["WWW-Authenticate"] == "Token"
     assert Note.objects.values_list("title", flat=True).get(pk=note_id) == "mine"
