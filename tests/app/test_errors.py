@@ -59,7 +59,8 @@ def test_404_outside_the_api_stays_a_page(client):
 @pytest.mark.parametrize(("method", "url"), [
     ("DELETE", NOTES), ("PUT", NOTES), ("QUERY", NOTES), ("POST", f"{NOTES}1/"),
     ("POST", "/api/v1/health/"), ("QUERY", "/api/v1/health/"), ("DELETE", "/api/v1/health/live/"),
-    ("QUERY", "/api/v1/health/live/"),
+    ("QUERY", "/api/v1/health/live/"), ("POST", "/api/v1/schema/"), ("QUERY", "/api/v1/docs/"),
+    ("DELETE", "/api/v1/redoc/"),
 ])
 def test_405_json_on_every_api_path_even_for_anonymous_clients(client, method, url):
     response = client.generic(method, url)
