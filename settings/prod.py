@@ -48,7 +48,7 @@ STORAGES = {
 
 
 def _throttle_rate(name: str, default: str) -> str:
-    """A DRF rate such as 100/minute; a malformed value fails at start with one line."""
+    """A DRF rate such as 100/minute; a malformed value stops the start, naming the variable."""
     rate = env.str(name, default=default)
     if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", rate):
         raise ImproperlyConfigured(
