@@ -5,6 +5,7 @@ import json
 import os
 import re
 import secrets
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,14 @@ def test_without_redis_readiness_names_the_cache_and_the_throttled_api_keeps_wor
         assert http("GET", f"{prod_stack.app_url}/api/v1/health/live/")[0] == 200
     finally:
         prod_stack.compose("start", "redis", capture=True)
+
+
+@pytest.mark.parametrize("page", ["/api/v1/docs/", "/api/v1/redoc/"])
+def test_docs_pages_and_every_asset_they_load_come_from_the_app(prod_stack, page):
+    status, html = http("GET", f"{prod_stack.app_url}{page}")
+    assert status == 200, html
+    assets = set(re.findall(r'(?:src|href)="([^"]+)"', html))
+    assert assets and all(asset.startswith("/static/") for asset in assets), assets
+    for asset in assets:  # hashed names from the manifest, served by whitenoise
+        with urllib.request.urlopen(f"{prod_stack.app_url}{asset}", timeout=10) as response:
+            assert response.status == 200 and response.read(), asset
