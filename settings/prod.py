@@ -68,4 +68,7 @@ REST_FRAMEWORK = {
         "anon": _throttle_rate("API_THROTTLE_ANON", "100/minute"),
         "user": _throttle_rate("API_THROTTLE_USER", "1000/minute"),
     },
+    # Anonymous clients are counted by IP: the address the nearest proxy (the ingress) put
+    # last in X-Forwarded-For, which a client cannot forge; the peer address without one.
+    "NUM_PROXIES": env.int("API_NUM_PROXIES", default=1),
 }

@@ -227,12 +227,14 @@ def test_production_api_reads_open_writes_need_a_user_and_every_client_is_thrott
     assert policy["DEFAULT_THROTTLE_CLASSES"] == ["rest_framework.throttling.AnonRateThrottle",
                                                   "rest_framework.throttling.UserRateThrottle"]
     assert policy["DEFAULT_THROTTLE_RATES"] == {"anon": "100/minute", "user": "1000/minute"}
+    assert policy["NUM_PROXIES"] == 1  # one ingress in front: the client IP it saw counts
 
 
 def test_production_throttle_rates_come_from_the_environment():
     policy = api_policy("settings.prod", API_THROTTLE_ANON="7/second",
-                        API_THROTTLE_USER="5000/hour", **PROD_ENV)
+                        API_THROTTLE_USER="5000/hour", API_NUM_PROXIES="2", **PROD_ENV)
     assert policy["DEFAULT_THROTTLE_RATES"] == {"anon": "7/second", "user": "5000/hour"}
+    assert policy["NUM_PROXIES"] == 2
 
 
 def test_a_malformed_throttle_rate_fails_at_start_with_one_line_naming_it():
