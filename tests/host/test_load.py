@@ -91,6 +91,18 @@ def test_thousands_of_mixed_requests_from_dozens_of_clients_without_an_error(pro
     assert {note_id: stored.get(note_id) for note_id in result.written} == result.written
 
 
+@pytest.mark.parametrize("page", ["/api/v1/docs/", "/api/v1/redoc/"])
+def test_docs_pages_and_every_asset_they_load_come_from_the_app(prod_stack, page):
+    status, html = http("GET", f"{prod_stack.app_url}{page}")
+    assert status == 200, html
+    assets = set(re.findall(r'(?:src|href)="([^"]+)"', html))
+    assert assets and all(asset.startswith("/static/") for asset in assets), assets
+    for asset in assets:  # hashed names from the manifest, served by whitenoise
+        with urllib.request.urlopen(f"{prod_stack.app_url}{asset}", timeout=10) as response:
+            assert response.status == 200 and response.read(), asset
+
+
+# After every other anonymous request of this module: it uses up the anonymous quota.
 def test_anonymous_clients_are_throttled_in_the_one_error_shape(prod_stack):
     url = f"{prod_stack.app_url}{NOTES}?limit=1"
     statuses = [http("GET", url) for _ in range(110)]  # default API_THROTTLE_ANON: 100/minute
@@ -117,13 +129,3 @@ def test_without_redis_readiness_names_the_cache_and_the_throttled_api_keeps_wor
     finally:
         prod_stack.compose("start", "redis", capture=True)
 
-
-@pytest.mark.parametrize("page", ["/api/v1/docs/", "/api/v1/redoc/"])
-def test_docs_pages_and_every_asset_they_load_come_from_the_app(prod_stack, page):
-    status, html = http("GET", f"{prod_stack.app_url}{page}")
-    assert status == 200, html
-    assets = set(re.findall(r'(?:src|href)="([^"]+)"', html))
-    assert assets and all(asset.startswith("/static/") for asset in assets), assets
-    for asset in assets:  # hashed names from the manifest, served by whitenoise
-        with urllib.request.urlopen(f"{prod_stack.app_url}{asset}", timeout=10) as response:
-            assert response.status == 200 and response.read(), asset
