@@ -279,9 +279,19 @@ def tooling(session: nox.Session) -> None:
                 *paths, *session.posargs)
 
 
-@nox.session(venv_backend="none", default=False, requires=["tests", "tooling", "verify"])
+@nox.session(default=False, requires=["up"])
+def contract(session: nox.Session) -> None:
+    """Fuzz the running API against its own OpenAPI schema with schemathesis, every check."""
+    session.install(*PYPROJECT["dependency-groups"]["contract"])
+    with stack(session) as s:
+        schema = f"{s.app_url}/api/v1/schema/"
+    session.run("st", "run", schema, "--checks", "all", *session.posargs)
+
+
+@nox.session(venv_backend="none", default=False,
+             requires=["tests", "contract", "tooling", "verify"])
 def check(session: nox.Session) -> None:
-    """Everything CI runs: the Django tests, the tooling tests and verify."""
+    """Everything CI runs: the Django tests, the API contract, the tooling tests and verify."""
     session.log("all checks passed")
 
 

@@ -35,7 +35,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "drf_spectacular_sidecar",  # Swagger UI assets, served locally: the docs work offline
+    "rest_framework",
+    "rest_framework.authtoken",  # API tokens (`manage.py drf_create_token <user>`)
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc assets, served locally: docs work offline
     "notes",
 ]
 
@@ -88,8 +91,9 @@ DATABASES = {"default": env_url("DATABASE_URL", _database_url_from_parts(), _pos
 # Persistent connections, checked before reuse so a restarted database is not an error.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Short, so a database that is gone makes readiness answer 503 within seconds.
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
-    "DB_CONNECT_TIMEOUT", default=5
+    "DB_CONNECT_TIMEOUT", default=3
 )
 
 def _redis_cache(url: str) -> dict:
@@ -101,11 +105,15 @@ def _redis_cache(url: str) -> dict:
         "OPTIONS": {
             "SOCKET_CONNECT_TIMEOUT": 2,
             "SOCKET_TIMEOUT": 2,
+            # The cache is an optimisation: without Redis, reads and writes of the API go on
+            # (throttling counts nothing meanwhile); readiness still reports the cache down.
+            "IGNORE_EXCEPTIONS": True,
         },
     }
 
 
 CACHES = {"default": env_url("REDIS_URL", "redis://redis:6379/0", _redis_cache)}
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True  # an ignored Redis error is still logged
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -143,4 +151,40 @@ LOGGING = {
         "django": {"handlers": ["stdout"], "level": env.str("LOG_LEVEL", default="INFO"),
                    "propagate": False},
     },
+}
+
+# The JSON API (docs/api.md). Development opens it (settings/dev.py); production requires a
+# user for writes and throttles (settings/prod.py).
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: an anonymous write is then a 401 with WWW-Authenticate: Token.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "core.api.BoundedLimitOffsetPagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
+    "NON_FIELD_ERRORS_KEY": "__all__",
+    "DEFAULT_THROTTLE_CLASSES": [],
+    "DEFAULT_THROTTLE_RATES": {},
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "djstack API",
+    "DESCRIPTION": "Notes, and the health of the service. Errors: docs/api.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,  # request bodies without the read-only fields
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Two health bodies share the field name "status"; each choice set gets its own name.
+    "ENUM_NAME_OVERRIDES": {"HealthStatusEnum": ["ok", "error"], "LiveStatusEnum": ["ok"]},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.api.document_errors",
+    ],
 }

@@ -1,7 +1,7 @@
 """Development: the stack started by `nox -s up`. Safe defaults, so no .env is needed."""
 
 from .base import *  # noqa: F403
-from .base import INSTALLED_APPS, env
+from .base import INSTALLED_APPS, REST_FRAMEWORK, env
 
 DEBUG = env.bool("DEBUG", default=True)
 # Only ever used on the developer's machine; production refuses to start without its own.
@@ -10,3 +10,11 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 
 # inotify-based reloader (polls when WATCHFILES_FORCE_POLLING=true, e.g. on macOS VMs).
 INSTALLED_APPS = [*INSTALLED_APPS, "django_watchfiles"]
+
+# The browsable, open API: anyone may write, as before authentication was added.
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
+                                 "rest_framework.renderers.BrowsableAPIRenderer"],
+}

@@ -3,4 +3,4 @@ from django.apps import AppConfig
 
 class CoreConfig(AppConfig):
     name = "core"
-    verbose_name = "Core (health, API docs)"
+    verbose_name = "Core (health, API errors and docs)"

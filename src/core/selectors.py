@@ -6,8 +6,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from django.core.cache import cache
 from django.db import connection
+from django_redis import get_redis_connection
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,16 @@ def _probe_database() -> None:
 
 
 def _probe_cache() -> None:
-    key, token = f"health:{uuid.uuid4().hex}", uuid.uuid4().hex
-    cache.set(key, token, timeout=10)
+    # The raw client: the cache backend ignores Redis errors (IGNORE_EXCEPTIONS, so the API
+    # keeps working without its cache), the probe must see them.
+    client = get_redis_connection("default")
+    key, token = f"health:{uuid.uuid4().hex}", uuid.uuid4().hex.encode()
+    client.set(key, token, ex=10)
     try:
-        if cache.get(key) != token:
+        if client.get(key) != token:
             raise RuntimeError("value written to the cache was not read back")
     finally:
-        cache.delete(key)
+        client.delete(key)
 
 
 def services_health() -> list[ServiceState]:

@@ -13,11 +13,3 @@ class Note(models.Model):
     def __str__(self) -> str:
         return self.title
 
-    def as_dict(self) -> dict:
-        return {
-            "id": self.pk,
-            "title": self.title,
-            "body": self.body,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-        }

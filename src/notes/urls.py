@@ -1,8 +1,8 @@
-from django.urls import path
+from rest_framework.routers import SimpleRouter
 
-from . import views
+from .views import NoteViewSet
 
-urlpatterns = [
-    path("", views.notes_collection, name="notes"),
-    path("<int:note_id>/", views.note_item, name="note"),
-]
+router = SimpleRouter()
+router.register("", NoteViewSet, basename="note")
+
+urlpatterns = router.urls

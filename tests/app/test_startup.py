@@ -1,6 +1,7 @@
 """The dev server command (wait for the database, migrate, runserver) and the settings
 modules, run as real processes."""
 
+import json
 import os
 import signal
 import socket
@@ -178,3 +179,50 @@ def test_production_settings_pass_the_deploy_check_without_warnings():
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+PROD_ENV = {"SECRET_KEY": "a-long-random-production-secret-" + "k" * 40,
+            "ALLOWED_HOSTS": "example.com", "DATABASE_URL": "postgres://u:p@db/app"}
+PRINT_API_POLICY = ("import json, django; from django.conf import settings; django.setup();"
+                    "print(json.dumps(settings.REST_FRAMEWORK))")
+
+
+def api_policy(settings_module, **env):
+    result = run(["-c", PRINT_API_POLICY], DJANGO_SETTINGS_MODULE=settings_module, **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_production_api_reads_open_writes_need_a_user_and_every_client_is_throttled():
+    policy = api_policy("settings.prod", **PROD_ENV)
+    assert policy["DEFAULT_PERMISSION_CLASSES"] == [
+        "rest_framework.permissions.IsAuthenticatedOrReadOnly"]
+    assert policy["DEFAULT_AUTHENTICATION_CLASSES"] == [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication"]
+    assert policy["DEFAULT_RENDERER_CLASSES"] == ["rest_framework.renderers.JSONRenderer"]
+    assert policy["DEFAULT_THROTTLE_CLASSES"] == ["rest_framework.throttling.AnonRateThrottle",
+                                                  "rest_framework.throttling.UserRateThrottle"]
+    assert policy["DEFAULT_THROTTLE_RATES"] == {"anon": "100/minute", "user": "1000/minute"}
+    assert policy["NUM_PROXIES"] == 1  # one ingress in front: the client IP it saw counts
+
+
+def test_production_throttle_rates_come_from_the_environment():
+    policy = api_policy("settings.prod", API_THROTTLE_ANON="7/second",
+                        API_THROTTLE_USER="5000/hour", API_NUM_PROXIES="2", **PROD_ENV)
+    assert policy["DEFAULT_THROTTLE_RATES"] == {"anon": "7/second", "user": "5000/hour"}
+    assert policy["NUM_PROXIES"] == 2
+
+
+def test_a_malformed_throttle_rate_fails_at_start_with_one_line_naming_it():
+    result = run(["src/manage.py", "check"], DJANGO_SETTINGS_MODULE="settings.prod",
+                 API_THROTTLE_USER="lots", **PROD_ENV)
+    assert result.returncode != 0
+    assert "API_THROTTLE_USER='lots' is not a rate" in result.stderr
+
+
+def test_development_api_is_open_and_browsable():
+    policy = api_policy("settings.dev")
+    assert policy["DEFAULT_PERMISSION_CLASSES"] == ["rest_framework.permissions.AllowAny"]
+    assert "rest_framework.renderers.BrowsableAPIRenderer" in policy["DEFAULT_RENDERER_CLASSES"]
+    assert policy["DEFAULT_THROTTLE_CLASSES"] == []
