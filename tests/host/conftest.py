@@ -9,6 +9,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import os  # noqa: E402
 import secrets  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -69,3 +70,22 @@ def added_bytes(runtime, image: str, base: str) -> int:
 
     own, inherited = sizes(image), sizes(base)
     return sum(own[: len(own) - len(inherited)])  # newest first: the rows above the base
+
+
+@contextmanager
+def production_stack(runtime, name: str):
+    """The checkout's prod image as a production-like stack of its own (its own name,
+    volumes and free ports), up; removed afterwards with its volumes."""
+    from devstack.net import free_port
+    from devstack.production import ProdStack
+
+    source = StackConfig.load(ROOT)
+    stack = ProdStack(runtime, StackConfig.load(ROOT, overrides={
+        "STACK_NAME": f"{name}-{secrets.token_hex(3)}", "PROD_IMAGE": source.values["PROD_IMAGE"],
+        "PROD_PORT": str(free_port()), "DB_PORT": str(free_port()),
+        "REDIS_PORT": str(free_port()), "PROD_SECRET_KEY": secrets.token_urlsafe(50)}))
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down(volumes=True)

@@ -4,17 +4,16 @@ under a bounded load on loopback: thousands of mixed requests from dozens of cli
 import json
 import os
 import re
-import secrets
 import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import production_stack
 
 from devstack.config import StackConfig
 from devstack.images import ensure_base_images, ensure_prod_image
 from devstack.load import run_load
-from devstack.net import free_port, http, poll
-from devstack.production import ProdStack
+from devstack.net import http, poll
 from devstack.runtime import detect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,15 +39,8 @@ def prod_stack():
     config = StackConfig.load(ROOT)
     ensure_base_images(runtime, config)
     ensure_prod_image(runtime, config)
-    stack = ProdStack(runtime, StackConfig.load(ROOT, overrides={
-        "STACK_NAME": f"djstack-loadtest-{secrets.token_hex(3)}", "PROD_PORT": str(free_port()),
-        "DB_PORT": str(free_port()), "REDIS_PORT": str(free_port()),
-        "PROD_SECRET_KEY": secrets.token_urlsafe(50)}))
-    try:
-        stack.up()
+    with production_stack(runtime, "djstack-loadtest") as stack:
         yield stack
-    finally:
-        stack.down(volumes=True)
 
 
 def manage(stack, *args: str) -> str:

@@ -12,14 +12,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import added_bytes
+from conftest import added_bytes, production_stack
 
 from devstack.config import StackConfig
 from devstack.images import ensure_app_image, ensure_base_images, ensure_prod_image
-from devstack.production import ProdStack
 from devstack.runtime import ca_bundle_path, detect
 from devstack.isolated import copy_tree
-from devstack.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE_BUDGET = 80 * 10**6
@@ -89,15 +87,8 @@ def test_prod_image_carries_oci_labels(runtime, config):
 
 @pytest.fixture(scope="module")
 def prod_stack(runtime, config):
-    stack = ProdStack(runtime, StackConfig.load(ROOT, overrides={
-        "STACK_NAME": f"djstack-prodtest-{secrets.token_hex(3)}", "PROD_PORT": str(free_port()),
-        "DB_PORT": str(free_port()), "REDIS_PORT": str(free_port()),
-        "PROD_SECRET_KEY": secrets.token_urlsafe(50)}))
-    try:
-        stack.up()
+    with production_stack(runtime, "djstack-prodtest") as stack:
         yield stack
-    finally:
-        stack.down(volumes=True)
 
 
 def test_production_like_stack_answers_the_same_health_check(prod_stack):
