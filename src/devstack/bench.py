@@ -27,10 +27,10 @@ from pathlib import Path
 from .config import StackConfig
 from .errors import StackError
 from .images import add_dependency, ensure_app_image
-from .runtime import Runtime
-from .stack import Stack
 from .isolated import checkout_copy, isolated_overrides
 from .net import free_port, http, poll, postgres_answers
+from .runtime import Runtime
+from .stack import Stack
 
 BENCH_TAG = "localhost/djstack-wf-bench-app"
 # Small pure-Python packages the app does not use: one is added per dependency rebuild.

@@ -4,10 +4,10 @@ archive when none does (keeping the official images' contract; see standins/).""
 from __future__ import annotations
 
 import hashlib
-import re
-import subprocess
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from .config import StackConfig
 from .images import ensure_base_images, ensure_prod_image
+from .net import free_port
 from .runtime import Runtime
 from .stack import Stack
-from .net import free_port
 
 
 def prod_config(source: StackConfig) -> StackConfig:

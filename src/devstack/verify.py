@@ -20,6 +20,7 @@ from .net import http, poll
 from .runtime import Runtime, invoking_user
 from .stack import Stack
 
+
 @dataclass
 class Report:
     rows: list[tuple[str, str, str]] = field(default_factory=list)

@@ -13,9 +13,9 @@ import secrets  # noqa: E402
 import pytest  # noqa: E402
 
 from devstack.config import PORT_VARIABLES, StackConfig  # noqa: E402
+from devstack.isolated import IMAGE_VARIABLES, isolated_overrides  # noqa: E402
 from devstack.runtime import detect  # noqa: E402
 from devstack.stack import Stack  # noqa: E402
-from devstack.isolated import IMAGE_VARIABLES, isolated_overrides  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from devstack.config import StackConfig
-from devstack.runtime import detect
 from devstack.isolated import IMAGE_VARIABLES, checkout_copy
 from devstack.net import free_port, http
+from devstack.runtime import detect
 
 ROOT = Path(__file__).resolve().parents[2]
 

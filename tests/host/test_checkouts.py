@@ -71,10 +71,11 @@ def test_two_checkouts_run_side_by_side_each_serving_its_own_tree(twins):
     assert "STACK_NAME=djstack-twin-2" in (second / ".env").read_text()
     assert configs[0].app_url != configs[1].app_url  # a busy default port moved, and stays
     tokens = [secrets.token_hex(6) for _ in configs]
-    for checkout, token in zip((first, second), tokens):
+    for checkout, token in zip((first, second), tokens, strict=True):
         serve_token(checkout, token)
-    for config, token in zip(configs, tokens):
-        ok, seen, _ = poll(lambda: _answers(f"{config.app_url}/__checkout__/", token), 60)
+    for config, token in zip(configs, tokens, strict=True):
+        url = f"{config.app_url}/__checkout__/"
+        ok, seen, _ = poll(lambda url=url, token=token: _answers(url, token), 60)
         assert ok, f"{config.project} does not serve its own tree: {seen}"
     down = nox_in(second, "-s", "down", env=env)
     assert down.returncode == 0, down.stderr

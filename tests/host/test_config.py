@@ -2,8 +2,14 @@ from pathlib import Path
 
 import pytest
 
-from devstack.config import (LEGACY_MARKERS, MANAGED_END, MANAGED_START, StackConfig,
-                             project_name, read_env_file)
+from devstack.config import (
+    LEGACY_MARKERS,
+    MANAGED_END,
+    MANAGED_START,
+    StackConfig,
+    project_name,
+    read_env_file,
+)
 from devstack.errors import StackError
 
 

@@ -2,20 +2,24 @@
 the seed layer instead of reinstalling every package."""
 
 import json
-import tarfile
 import os
 import shutil
+import tarfile
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, history_bytes
 
 from devstack import images
 from devstack.config import StackConfig
-from devstack.images import (DEPS_SEED_LABEL, add_dependency, dependency_seed,
-                             ensure_app_image, locked_pins)
-from conftest import history_bytes
-from devstack.runtime import detect
+from devstack.images import (
+    DEPS_SEED_LABEL,
+    add_dependency,
+    dependency_seed,
+    ensure_app_image,
+    locked_pins,
+)
 from devstack.isolated import checkout_copy
+from devstack.runtime import detect
 
 
 def test_locked_pins_follow_the_project_and_its_dev_group_for_linux():
@@ -84,7 +88,7 @@ def test_a_new_dependency_rebuilds_on_the_cached_seed_layer(runtime, tmp_path):
         add_dependency(runtime, config, "six")
         ensure_app_image(runtime, config)
         after = _layers(runtime, tag)
-        shared = next((i for i, (a, b) in enumerate(zip(before, after)) if a != b), len(after))
+        shared = next((i for i, (a, b) in enumerate(zip(before, after, strict=False)) if a != b), len(after))
         # Rebuilt: the copy of uv.lock, the sync, the copy of the source. The seed is kept.
         assert len(after) - shared == 3, f"{len(after) - shared} layers rebuilt, not 3"
         # ... and the sync installed only the new package, not all of them again (~85 MB).

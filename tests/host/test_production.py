@@ -15,10 +15,10 @@ from conftest import added_bytes
 
 from devstack.config import StackConfig
 from devstack.images import ensure_app_image, ensure_base_images, ensure_prod_image
-from devstack.production import ProdStack
-from devstack.runtime import ca_bundle_path, detect
 from devstack.isolated import copy_tree
 from devstack.net import free_port
+from devstack.production import ProdStack
+from devstack.runtime import ca_bundle_path, detect
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE_BUDGET = 80 * 10**6

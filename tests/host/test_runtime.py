@@ -8,9 +8,9 @@ import pytest
 from devstack import runtime as runtime_module
 from devstack.config import StackConfig
 from devstack.errors import StackError
+from devstack.net import free_port
 from devstack.runtime import detect
 from devstack.stack import Stack
-from devstack.net import free_port
 
 
 @pytest.fixture

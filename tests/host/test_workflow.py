@@ -17,8 +17,7 @@ from conftest import ROOT, session_env, start
 
 from devstack import workflow
 from devstack.errors import StackError
-from devstack.net import postgres_answers, redis_answers
-from devstack.net import free_port, http
+from devstack.net import free_port, http, postgres_answers, redis_answers
 
 
 def nox(stack, *args, input=None, env=None):
