@@ -246,11 +246,31 @@ def kube(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none", requires=["up"])
 def tests(session: nox.Session) -> None:
-    """Run the Django tests in the app container against the stack's PostgreSQL and Redis."""
+    """Run the Django tests in the app container with coverage (HTML in tests/htmlcov/)."""
     with stack(session) as s:
-        result = s.exec("app", "pytest", *session.posargs, workdir="/app", check=False)
+        result = s.exec("app", "coverage", "run", "-m", "pytest", *session.posargs,
+                        workdir="/app", check=False)
         if result.returncode != 0:
             session.error(f"the Django tests failed (pytest exit code {result.returncode})")
+        # fail_under in pyproject.toml: both exit with 2 below it; the report's code counts.
+        result = s.exec("app", "sh", "-c", "coverage html -q; coverage report",
+                        workdir="/app", check=False)
+        if result.returncode != 0:
+            session.error("coverage is below [tool.coverage.report] fail_under (pyproject.toml)")
+
+
+@nox.session(default=False, requires=["up"])
+def lint(session: nox.Session) -> None:
+    """Ruff (check and format check), then fail on a model change without its migration."""
+    session.install(*PYPROJECT["dependency-groups"]["lint"])
+    paths = ["src", "settings", "tests", "noxfile.py"]
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
+    with stack(session) as s:
+        result = s.exec("app", "python3", "manage.py", "makemigrations", "--check", "--dry-run",
+                        check=False)
+        if result.returncode != 0:
+            session.error("a model change has no migration: `nox -s makemigrations`, then commit it")
 
 
 @nox.session(venv_backend="none", default=False)
@@ -274,9 +294,9 @@ def tooling(session: nox.Session) -> None:
                 *paths, *session.posargs)
 
 
-@nox.session(venv_backend="none", default=False, requires=["tests", "tooling", "verify"])
+@nox.session(venv_backend="none", default=False, requires=["lint", "tests", "tooling", "verify"])
 def check(session: nox.Session) -> None:
-    """Everything CI runs: the Django tests, the tooling tests and verify."""
+    """Everything CI runs: lint, the Django tests, the tooling tests and verify."""
     session.log("all checks passed")
 
 

@@ -64,7 +64,8 @@ def test_missing_production_secret_fails_fast_with_one_line(runtime, config):
 def test_prod_image_holds_only_runtime_dependencies(runtime, config):
     result = run_in_prod_image(runtime, config, "python3", "-c", (
         "import importlib.util as u, shutil;"
-        "print([m for m in ('pytest','pytest_django','uv','pip_tools','django_watchfiles')"
+        "print([m for m in ('pytest','pytest_django','uv','pip_tools','django_watchfiles',"
+        "'debugpy','coverage','ruff')"
         " if u.find_spec(m)], [t for t in ('gcc','cc','uv','git') if shutil.which(t)])"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[] []"
