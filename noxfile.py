@@ -21,6 +21,7 @@ if __name__ == "__main__":
     sys.exit(run_nox(sys.argv[1:]))
 use_host_tools()  # a nox without podman-compose & co. (pipx install nox) continues in .nox/_tools
 
+import ipaddress  # noqa: E402
 import traceback  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
@@ -49,11 +50,11 @@ ERROR_LOG = ROOT / ".nox" / "last-error.log"
 
 
 @contextmanager
-def stack(session: nox.Session) -> Iterator[Stack]:
+def stack(session: nox.Session, **overrides: str) -> Iterator[Stack]:
     """The stack for this checkout. A session ends in one line, never a traceback: a
     StackError's own message, or what failed and where its full traceback was written."""
     try:
-        config = StackConfig.load(ROOT)
+        config = StackConfig.load(ROOT, overrides=overrides)
         runtime = detect(config.values.get("CONTAINER_RUNTIME"), log=session.log)
         yield Stack(runtime, config)
     except StackError as exc:
@@ -83,6 +84,21 @@ def up(session: nox.Session) -> None:
         session.log(f"stack {s.config.project} is up ({seconds:.1f}s) on {s.runtime.name}:")
         for name, url in s.urls().items():
             session.log(f"  {name:<11} {url}")
+
+
+@nox.session(venv_backend="none", default=False)
+def debug(session: nox.Session) -> None:
+    """Restart the app with debugpy listening on 127.0.0.1:DEBUG_PORT (`nox -s up` ends it)."""
+    with stack(session, DEBUGPY="true") as s:
+        if not ipaddress.ip_address(s.config.values["BIND_ADDRESS"]).is_loopback:
+            session.error("a debugger runs any code it is sent: use BIND_ADDRESS=127.0.0.1")
+        s.up()
+        where = f"{s.config.host}:{s.config.port('debugger')}"
+        session.log(f"debugpy listens on {where}; the app on {s.app_url}/ as usual. Attach with "
+                    "VS Code's 'Django: attach to the app container' (.vscode/launch.json), "
+                    f"PyCharm or any DAP client at {where}, mapping src/ to /app/src "
+                    "(docs/how-to.md#attaching-a-debugger). Attach again after a reload; "
+                    "`nox -s up` ends debugging.")
 
 
 @nox.session(venv_backend="none")

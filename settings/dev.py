@@ -10,3 +10,6 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 
 # inotify-based reloader (polls when WATCHFILES_FORCE_POLLING=true, e.g. on macOS VMs).
 INSTALLED_APPS = [*INSTALLED_APPS, "django_watchfiles"]
+
+# runserver's WSGI application: config.wsgi's, listening for a debugger when DEBUGPY=true.
+WSGI_APPLICATION = "config.dev_wsgi.application"

@@ -36,6 +36,7 @@ DEFAULTS: dict[str, str] = {
     "POSTGRES_PASSWORD": "app",
     "POSTGRES_DB": "app",
     "PROD_PORT": "8001",
+    "DEBUG_PORT": "5678",
     "UP_TIMEOUT": "180",
     **OFFICIAL_IMAGES,
 }
@@ -49,11 +50,13 @@ OPTIONAL_KEYS = {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "ALLOWED_HO
                  "MIGRATE_ON_START", "DB_WAIT_TIMEOUT", "LOG_LEVEL", "WATCHFILES_FORCE_POLLING",
                  "DJANGO_SETTINGS_MODULE", "CONTAINER_RUNTIME", "CA_BUNDLE",
                  "SNAPSHOT_DIR", "APP_USER", "APP_USERNS", "PROD_SECRET_KEY",
-                 "PROD_SSL_REDIRECT", "PROD_MEMORY", "PROD_CPUS", "WEB_CONCURRENCY"}
+                 "PROD_SSL_REDIRECT", "PROD_MEMORY", "PROD_CPUS", "WEB_CONCURRENCY", "DEBUGPY"}
 KNOWN_KEYS = set(DEFAULTS) | DERIVED | OPTIONAL_KEYS
 
-# Published ports by service, and the variable that moves each one.
-PORT_VARIABLES = {"app": "APP_PORT", "db": "DB_PORT", "redis": "REDIS_PORT"}
+# Published ports by service, and the variable that moves each one (the app's container
+# publishes the debugger's port too).
+PORT_VARIABLES = {"app": "APP_PORT", "db": "DB_PORT", "redis": "REDIS_PORT",
+                  "debugger": "DEBUG_PORT"}
 PROD_PORT_VARIABLES = {"web": "PROD_PORT"}
 
 MANAGED_START = "# >>> written by nox: values it chose for this checkout (safe to delete) >>>"
@@ -148,7 +151,7 @@ def _check(values: Mapping[str, str], origin: Mapping[str, str]) -> None:
             raise fail("DATABASE_URL", "postgres://user:password@host:5432/name")
     if "REDIS_URL" in values and urlsplit(values["REDIS_URL"]).scheme not in {"redis", "rediss"}:
         raise fail("REDIS_URL", "redis://host:6379/0")
-    for key in ("DEBUG", "MIGRATE_ON_START", "WATCHFILES_FORCE_POLLING"):
+    for key in ("DEBUG", "MIGRATE_ON_START", "WATCHFILES_FORCE_POLLING", "DEBUGPY"):
         if key in values and values[key].lower() not in _BOOLEANS:
             raise fail(key, "true or false")
     for key in ("UP_TIMEOUT", "DB_WAIT_TIMEOUT"):

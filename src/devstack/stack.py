@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
-import json
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .config import (LEGACY_STACK_NAME, PORT_VARIABLES, PROD_PORT_VARIABLES, StackConfig,
-                     image_tags)
+from .config import LEGACY_STACK_NAME, PORT_VARIABLES, PROD_PORT_VARIABLES, StackConfig, image_tags
 from .errors import StackError
 from .images import app_image_up_to_date, ensure_app_image, ensure_base_images
 from .net import port_in_use, postgres_answers, redis_answers
@@ -127,10 +126,10 @@ class Stack:
         ours. A default port another program holds moves to the next free one (recorded in
         .env); a port the user chose is theirs to change."""
         address = self.config.values["BIND_ADDRESS"]
-        moved = {}
+        moved, ours = {}, set().union(*map(published_ports, containers.values()))
         for service, variable in self.port_variables.items():
             port = int(self.config.values[variable])
-            if port in published_ports(containers.get(service)) or not port_in_use(address, port):
+            if port in ours or not port_in_use(address, port):
                 continue
             if self.config.chosen_by_user(variable):
                 raise StackError(
