@@ -44,6 +44,7 @@ nox.options.sessions = ["up"]
 nox.options.reuse_venv = "yes"
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
+DEVCONTAINERS_CLI = "0.89.0"  # npm's @devcontainers/cli, installed into .nox/devcontainer
 
 
 ERROR_LOG = ROOT / ".nox" / "last-error.log"
@@ -287,6 +288,33 @@ def lint(session: nox.Session) -> None:
                         check=False)
         if result.returncode != 0:
             session.error("a model change has no migration: `nox -s makemigrations`, then commit it")
+
+
+@nox.session(venv_backend="none", default=False, requires=["up"])
+def devcontainer(session: nox.Session) -> None:
+    """Run the stack as a dev container with the devcontainers CLI (`-- exec <command>`)."""
+    args = session.posargs or ["up"]
+    cli = ROOT / ".nox" / "devcontainer" / "node_modules" / ".bin" / "devcontainer"
+    if not cli.exists():
+        session.run("npm", "install", "--prefix", str(cli.parents[2]), "--no-audit", "--no-fund",
+                    f"@devcontainers/cli@{DEVCONTAINERS_CLI}", external=True)
+    with stack(session) as s:
+        env = {**s.compose_env(), "COMPOSE_PROJECT_NAME": s.config.project,
+               "DEVCONTAINER_COMPOSE": " ".join(s.runtime.compose_tool)}
+        # For editors that start compose themselves (VS Code): the values nox passes to it.
+        s.config.record({key: env[key] for key in ("COMPOSE_PROJECT_NAME", "APP_IMAGE",
+                                                    "APP_USER", "APP_USERNS")})
+        app = s.containers().get("app")
+        if args[0] == "up" and app and "devcontainer.local_folder" not in app.labels:
+            # The CLI labels the app container as it creates it; podman-compose would keep
+            # this unlabelled one, which the CLI then cannot find.
+            s.runtime.engine_cmd("rm", "-f", app.name, capture=True, quiet=True)
+        session.run(str(cli), args[0], "--workspace-folder", str(ROOT), "--docker-path",
+                    s.runtime.engine[0], "--docker-compose-path",
+                    str(ROOT / ".devcontainer" / "compose-without-build"), *args[1:],
+                    env=env, external=True)
+        if args[0] == "up":
+            s.wait_ready(timeout=float(s.config.values["UP_TIMEOUT"]))
 
 
 @nox.session(venv_backend="none", default=False)
