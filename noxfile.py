@@ -66,8 +66,10 @@ def stack(session: nox.Session, **overrides: str) -> Iterator[Stack]:
         ERROR_LOG.parent.mkdir(exist_ok=True)
         ERROR_LOG.write_text(traceback.format_exc())
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        session.error(f"{session.name} failed unexpectedly ({type(exc).__name__}: {reason}); "
-                      f"full traceback in {ERROR_LOG}")
+        session.error(
+            f"{session.name} failed unexpectedly ({type(exc).__name__}: {reason}); "
+            f"full traceback in {ERROR_LOG}"
+        )
 
 
 @nox.session(venv_backend="none")
@@ -95,11 +97,13 @@ def debug(session: nox.Session) -> None:
             session.error("a debugger runs any code it is sent: use BIND_ADDRESS=127.0.0.1")
         s.up()
         where = f"{s.config.host}:{s.config.port('debugger')}"
-        session.log(f"debugpy listens on {where}; the app on {s.app_url}/ as usual. Attach with "
-                    "VS Code's 'Django: attach to the app container' (.vscode/launch.json), "
-                    f"PyCharm or any DAP client at {where}, mapping src/ to /app/src "
-                    "(docs/how-to.md#attaching-a-debugger). Attach again after a reload; "
-                    "`nox -s up` ends debugging.")
+        session.log(
+            f"debugpy listens on {where}; the app on {s.app_url}/ as usual. Attach with "
+            "VS Code's 'Django: attach to the app container' (.vscode/launch.json), "
+            f"PyCharm or any DAP client at {where}, mapping src/ to /app/src "
+            "(docs/how-to.md#attaching-a-debugger). Attach again after a reload; "
+            "`nox -s up` ends debugging."
+        )
 
 
 @nox.session(venv_backend="none")
@@ -265,13 +269,15 @@ def kube(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the Django tests in the app container with coverage (HTML in tests/htmlcov/)."""
     with stack(session) as s:
-        result = s.exec("app", "coverage", "run", "-m", "pytest", *session.posargs,
-                        workdir="/app", check=False)
+        result = s.exec(
+            "app", "coverage", "run", "-m", "pytest", *session.posargs, workdir="/app", check=False
+        )
         if result.returncode != 0:
             session.error(f"the Django tests failed (pytest exit code {result.returncode})")
         # fail_under in pyproject.toml: both exit with 2 below it; the report's code counts.
-        result = s.exec("app", "sh", "-c", "coverage html -q; coverage report",
-                        workdir="/app", check=False)
+        result = s.exec(
+            "app", "sh", "-c", "coverage html -q; coverage report", workdir="/app", check=False
+        )
         if result.returncode != 0:
             session.error("coverage is below [tool.coverage.report] fail_under (pyproject.toml)")
 
@@ -284,10 +290,13 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", *paths)
     session.run("ruff", "format", "--check", *paths)
     with stack(session) as s:
-        result = s.exec("app", "python3", "manage.py", "makemigrations", "--check", "--dry-run",
-                        check=False)
+        result = s.exec(
+            "app", "python3", "manage.py", "makemigrations", "--check", "--dry-run", check=False
+        )
         if result.returncode != 0:
-            session.error("a model change has no migration: `nox -s makemigrations`, then commit it")
+            session.error(
+                "a model change has no migration: `nox -s makemigrations`, then commit it"
+            )
 
 
 @nox.session(venv_backend="none", default=False, requires=["up"])
@@ -296,23 +305,47 @@ def devcontainer(session: nox.Session) -> None:
     args = session.posargs or ["up"]
     cli = ROOT / ".nox" / "devcontainer" / "node_modules" / ".bin" / "devcontainer"
     if not cli.exists():
-        session.run("npm", "install", "--prefix", str(cli.parents[2]), "--no-audit", "--no-fund",
-                    f"@devcontainers/cli@{DEVCONTAINERS_CLI}", external=True)
+        session.run(
+            "npm",
+            "install",
+            "--prefix",
+            str(cli.parents[2]),
+            "--no-audit",
+            "--no-fund",
+            f"@devcontainers/cli@{DEVCONTAINERS_CLI}",
+            external=True,
+        )
     with stack(session) as s:
-        env = {**s.compose_env(), "COMPOSE_PROJECT_NAME": s.config.project,
-               "DEVCONTAINER_COMPOSE": " ".join(s.runtime.compose_tool)}
+        env = {
+            **s.compose_env(),
+            "COMPOSE_PROJECT_NAME": s.config.project,
+            "DEVCONTAINER_COMPOSE": " ".join(s.runtime.compose_tool),
+        }
         # For editors that start compose themselves (VS Code): the values nox passes to it.
-        s.config.record({key: env[key] for key in ("COMPOSE_PROJECT_NAME", "APP_IMAGE",
-                                                    "APP_USER", "APP_USERNS")})
+        s.config.record(
+            {
+                key: env[key]
+                for key in ("COMPOSE_PROJECT_NAME", "APP_IMAGE", "APP_USER", "APP_USERNS")
+            }
+        )
         app = s.containers().get("app")
         if args[0] == "up" and app and "devcontainer.local_folder" not in app.labels:
             # The CLI labels the app container as it creates it; podman-compose would keep
             # this unlabelled one, which the CLI then cannot find.
             s.runtime.engine_cmd("rm", "-f", app.name, capture=True, quiet=True)
-        session.run(str(cli), args[0], "--workspace-folder", str(ROOT), "--docker-path",
-                    s.runtime.engine[0], "--docker-compose-path",
-                    str(ROOT / ".devcontainer" / "compose-without-build"), *args[1:],
-                    env=env, external=True)
+        session.run(
+            str(cli),
+            args[0],
+            "--workspace-folder",
+            str(ROOT),
+            "--docker-path",
+            s.runtime.engine[0],
+            "--docker-compose-path",
+            str(ROOT / ".devcontainer" / "compose-without-build"),
+            *args[1:],
+            env=env,
+            external=True,
+        )
         if args[0] == "up":
             s.wait_ready(timeout=float(s.config.values["UP_TIMEOUT"]))
 
@@ -334,8 +367,17 @@ def tooling(session: nox.Session) -> None:
     session.install(*PYPROJECT["dependency-groups"]["host"])
     session.install("kubernetes-validate==1.37.0")  # bundles the schemas: validates offline
     paths = [] if any(arg.startswith("tests/") for arg in session.posargs) else ["tests/host"]
-    session.run("pytest", "-p", "no:django", "-p", "no:cacheprovider", "-o", "addopts=",
-                *paths, *session.posargs)
+    session.run(
+        "pytest",
+        "-p",
+        "no:django",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "addopts=",
+        *paths,
+        *session.posargs,
+    )
 
 
 @nox.session(venv_backend="none", default=False, requires=["lint", "tests", "tooling", "verify"])

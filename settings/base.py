@@ -68,6 +68,7 @@ TEMPLATES = [
     },
 ]
 
+
 def _postgres(url: str) -> dict:
     parts = urlsplit(url)
     if parts.scheme not in {"postgres", "postgresql", "pgsql"} or not parts.path.strip("/"):
@@ -77,8 +78,10 @@ def _postgres(url: str) -> dict:
 
 def _database_url_from_parts() -> str:
     """The compose stack's database, from the same POSTGRES_* variables the db service uses."""
-    user, password = (quote(env.str(name, default="app"), safe="")
-                      for name in ("POSTGRES_USER", "POSTGRES_PASSWORD"))
+    user, password = (
+        quote(env.str(name, default="app"), safe="")
+        for name in ("POSTGRES_USER", "POSTGRES_PASSWORD")
+    )
     host = env.str("POSTGRES_HOST", default="db")
     port = env.int("POSTGRES_PORT", default=5432)
     return f"postgres://{user}:{password}@{host}:{port}/{env.str('POSTGRES_DB', default='app')}"
@@ -91,6 +94,7 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
     "DB_CONNECT_TIMEOUT", default=5
 )
+
 
 def _redis_cache(url: str) -> dict:
     if not url.startswith(("redis://", "rediss://")):
@@ -140,7 +144,10 @@ LOGGING = {
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["stdout"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
-        "django": {"handlers": ["stdout"], "level": env.str("LOG_LEVEL", default="INFO"),
-                   "propagate": False},
+        "django": {
+            "handlers": ["stdout"],
+            "level": env.str("LOG_LEVEL", default="INFO"),
+            "propagate": False,
+        },
     },
 }

@@ -43,7 +43,11 @@ def build_schema(*, server_url: str) -> dict:
                 "get": {
                     "summary": "List notes, newest first",
                     "parameters": [
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 100}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "maximum": 100},
+                        },
                         {"name": "offset", "in": "query", "schema": {"type": "integer"}},
                     ],
                     "responses": {
@@ -64,7 +68,10 @@ def build_schema(*, server_url: str) -> dict:
                 "parameters": [note_id],
                 "get": {
                     "summary": "Read a note",
-                    "responses": {"200": _json("#/components/schemas/Note", "The note."), "404": _NOT_FOUND},
+                    "responses": {
+                        "200": _json("#/components/schemas/Note", "The note."),
+                        "404": _NOT_FOUND,
+                    },
                 },
                 "patch": {
                     "summary": "Change some fields of a note",

@@ -10,14 +10,16 @@ from .selectors import services_health
 @require_safe
 def index(request: HttpRequest) -> JsonResponse:
     """The API's front door: where everything is."""
-    return JsonResponse({
-        "name": "djstack API",
-        "health": request.build_absolute_uri("/api/v1/health/"),
-        "docs": request.build_absolute_uri("/api/v1/docs/"),
-        "schema": request.build_absolute_uri("/api/v1/schema/"),
-        "notes": request.build_absolute_uri("/api/v1/notes/"),
-        "admin": request.build_absolute_uri("/admin/"),
-    })
+    return JsonResponse(
+        {
+            "name": "djstack API",
+            "health": request.build_absolute_uri("/api/v1/health/"),
+            "docs": request.build_absolute_uri("/api/v1/docs/"),
+            "schema": request.build_absolute_uri("/api/v1/schema/"),
+            "notes": request.build_absolute_uri("/api/v1/notes/"),
+            "admin": request.build_absolute_uri("/admin/"),
+        }
+    )
 
 
 @never_cache

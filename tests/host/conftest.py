@@ -25,8 +25,11 @@ def isolated_stack(request, tmp_path_factory):
     included. Never the developer's stack."""
     source = StackConfig.load(ROOT)
     module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
-    overrides = isolated_overrides(source, f"djstack-wf-{module}-{secrets.token_hex(3)}",
-                                   SNAPSHOT_DIR=str(tmp_path_factory.mktemp("snapshots")))
+    overrides = isolated_overrides(
+        source,
+        f"djstack-wf-{module}-{secrets.token_hex(3)}",
+        SNAPSHOT_DIR=str(tmp_path_factory.mktemp("snapshots")),
+    )
     config = StackConfig.load(ROOT, overrides=overrides)
     stack = Stack(detect(os.environ.get("CONTAINER_RUNTIME")), config)
     if not stack.runtime.image_exists(config.values["APP_IMAGE"]):
@@ -48,8 +51,13 @@ def start(stack: Stack) -> None:
 
 def session_env(stack: Stack) -> dict[str, str]:
     """The environment that points `nox -s ...` at this stack instead of the developer's."""
-    keys = ("STACK_NAME", "BIND_ADDRESS", "SNAPSHOT_DIR", *PORT_VARIABLES.values(),
-            *IMAGE_VARIABLES)
+    keys = (
+        "STACK_NAME",
+        "BIND_ADDRESS",
+        "SNAPSHOT_DIR",
+        *PORT_VARIABLES.values(),
+        *IMAGE_VARIABLES,
+    )
     return {**os.environ, **{key: stack.config.values[key] for key in keys}}
 
 
@@ -62,9 +70,11 @@ def history_bytes(text: str) -> int:
 
 def added_bytes(runtime, image: str, base: str) -> int:
     """Bytes the image's own layers add on top of its base (from both histories)."""
+
     def sizes(name: str) -> list[int]:
-        result = runtime.engine_cmd("history", "-H=false", "--format", "{{.Size}}", name,
-                                    capture=True, quiet=True)
+        result = runtime.engine_cmd(
+            "history", "-H=false", "--format", "{{.Size}}", name, capture=True, quiet=True
+        )
         return [history_bytes(line) for line in result.stdout.decode().splitlines() if line.strip()]
 
     own, inherited = sizes(image), sizes(base)

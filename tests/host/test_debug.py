@@ -21,9 +21,14 @@ LINE = VIEWS.read_text().splitlines().index(STATEMENT) + 1
 
 
 def nox(stack, *args):
-    return subprocess.run([sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), *args],
-                          env=session_env(stack), capture_output=True, text=True, timeout=600,
-                          cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), *args],
+        env=session_env(stack),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
 
 
 class DebugAdapter:
@@ -52,8 +57,9 @@ class DebugAdapter:
 
     def send(self, command: str, **arguments) -> int:
         self.seq += 1
-        body = json.dumps({"seq": self.seq, "type": "request", "command": command,
-                           "arguments": arguments}).encode()
+        body = json.dumps(
+            {"seq": self.seq, "type": "request", "command": command, "arguments": arguments}
+        ).encode()
         self.sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
         return self.seq
 
@@ -86,10 +92,21 @@ class DebugAdapter:
 def attach(host: str, port: int) -> tuple[DebugAdapter, int]:
     """initialize, attach with the path mapping launch.json uses; returns the pending attach."""
     dap = DebugAdapter(host, port)
-    dap.response(dap.send("initialize", clientID="djstack-test", adapterID="debugpy",
-                          pathFormat="path", linesStartAt1=True, columnsStartAt1=True))
-    pending = dap.send("attach", justMyCode=True,
-                       pathMappings=[{"localRoot": str(ROOT / "src"), "remoteRoot": "/app/src"}])
+    dap.response(
+        dap.send(
+            "initialize",
+            clientID="djstack-test",
+            adapterID="debugpy",
+            pathFormat="path",
+            linesStartAt1=True,
+            columnsStartAt1=True,
+        )
+    )
+    pending = dap.send(
+        "attach",
+        justMyCode=True,
+        pathMappings=[{"localRoot": str(ROOT / "src"), "remoteRoot": "/app/src"}],
+    )
     dap.event("initialized")
     return dap, pending
 
@@ -103,8 +120,9 @@ def test_debug_stops_at_a_breakpoint_in_a_view_and_up_ends_it(isolated_stack):
 
     dap, pending = attach(config.host, config.port("debugger"))
     try:
-        reply = dap.response(dap.send("setBreakpoints", source={"path": str(VIEWS)},
-                                      breakpoints=[{"line": LINE}]))
+        reply = dap.response(
+            dap.send("setBreakpoints", source={"path": str(VIEWS)}, breakpoints=[{"line": LINE}])
+        )
         assert reply["body"]["breakpoints"][0]["line"] == LINE
         dap.response(dap.send("configurationDone"))
         dap.response(pending)

@@ -20,18 +20,26 @@ def test_a_model_change_without_its_migration_fails_lint():
     env = {**os.environ, **isolated_overrides(StackConfig.load(ROOT), name)}
 
     def nox(*args):
-        return subprocess.run([sys.executable, "-m", "nox", "-f", str(workdir / "noxfile.py"),
-                               *args], env=env, cwd=workdir, capture_output=True, text=True,
-                              timeout=600)
+        return subprocess.run(
+            [sys.executable, "-m", "nox", "-f", str(workdir / "noxfile.py"), *args],
+            env=env,
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
     try:
         clean = nox("-s", "lint")
         assert clean.returncode == 0, clean.stdout + clean.stderr
         models = workdir / "src" / "notes" / "models.py"
-        models.write_text(models.read_text().replace(
-            '    body = models.TextField(blank=True, default="")\n',
-            '    body = models.TextField(blank=True, default="")\n'
-            '    tags = models.CharField(max_length=100, blank=True, default="")\n'))
+        models.write_text(
+            models.read_text().replace(
+                '    body = models.TextField(blank=True, default="")\n',
+                '    body = models.TextField(blank=True, default="")\n'
+                '    tags = models.CharField(max_length=100, blank=True, default="")\n',
+            )
+        )
         changed = nox("-s", "lint")
         assert changed.returncode != 0
         assert "a model change has no migration" in changed.stderr, changed.stderr
