@@ -6,7 +6,9 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tomllib
 
+import yaml
 from conftest import ROOT
 
 from devstack.config import StackConfig
@@ -47,3 +49,12 @@ def test_a_model_change_without_its_migration_fails_lint():
     finally:
         nox("-s", "clean", "--", "--yes")
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_pre_commit_runs_the_ruff_that_lint_pins():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    (pin,) = [r for r in pyproject["dependency-groups"]["lint"] if r.startswith("ruff==")]
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    (ruff,) = [r for r in config["repos"] if r["repo"].endswith("/ruff-pre-commit")]
+    assert ruff["rev"] == "v" + pin.removeprefix("ruff==")
+    assert [hook["id"] for hook in ruff["hooks"]] == ["ruff-check", "ruff-format"]
