@@ -33,7 +33,7 @@ import nox  # noqa: E402
 from devstack import snapshots, workflow  # noqa: E402
 from devstack.config import StackConfig  # noqa: E402
 from devstack.errors import StackError  # noqa: E402
-from devstack.runtime import detect  # noqa: E402
+from devstack.runtime import ca_bundle_path, detect  # noqa: E402
 from devstack.stack import Stack  # noqa: E402
 
 nox.needs_version = ">=2025.2.9"
@@ -304,23 +304,27 @@ def devcontainer(session: nox.Session) -> None:
     """Run the stack as a dev container with the devcontainers CLI (`-- exec <command>`)."""
     args = session.posargs or ["up"]
     cli = ROOT / ".nox" / "devcontainer" / "node_modules" / ".bin" / "devcontainer"
-    if not cli.exists():
-        session.run(
-            "npm",
-            "install",
-            "--prefix",
-            str(cli.parents[2]),
-            "--no-audit",
-            "--no-fund",
-            f"@devcontainers/cli@{DEVCONTAINERS_CLI}",
-            external=True,
-        )
     with stack(session) as s:
+        ca = ca_bundle_path(s.config.values.get("CA_BUNDLE"))  # TLS-intercepting proxies
         env = {
             **s.compose_env(),
+            **({"NODE_EXTRA_CA_CERTS": ca} if ca else {}),
             "COMPOSE_PROJECT_NAME": s.config.project,
             "DEVCONTAINER_COMPOSE": " ".join(s.runtime.compose_tool),
         }
+        if not cli.exists():
+            package = f"@devcontainers/cli@{DEVCONTAINERS_CLI}"
+            session.run(
+                "npm",
+                "install",
+                "--prefix",
+                str(cli.parents[2]),
+                "--no-audit",
+                "--no-fund",
+                package,
+                env=env,
+                external=True,
+            )
         # For editors that start compose themselves (VS Code): the values nox passes to it.
         s.config.record(
             {
