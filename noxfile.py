@@ -45,6 +45,7 @@ nox.options.reuse_venv = "yes"
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 DEVCONTAINERS_CLI = "0.89.0"  # npm's @devcontainers/cli, installed into .nox/devcontainer
+SHIM = ROOT / ".devcontainer" / "compose-without-build"  # the CLI's compose: no `build`
 
 
 ERROR_LOG = ROOT / ".nox" / "last-error.log"
@@ -302,55 +303,46 @@ def lint(session: nox.Session) -> None:
 @nox.session(venv_backend="none", default=False, requires=["up"])
 def devcontainer(session: nox.Session) -> None:
     """Run the stack as a dev container with the devcontainers CLI (`-- exec <command>`)."""
-    args = session.posargs or ["up"]
+    command, *args = session.posargs or ["up"]
     cli = ROOT / ".nox" / "devcontainer" / "node_modules" / ".bin" / "devcontainer"
     with stack(session) as s:
+        # For editors that start compose themselves (VS Code): the values nox passes to it.
+        keys = ("APP_IMAGE", "APP_USER", "APP_USERNS")
+        s.config.record(
+            {
+                "COMPOSE_PROJECT_NAME": s.config.project,
+                **{key: s.compose_env()[key] for key in keys},
+            }
+        )
         ca = ca_bundle_path(s.config.values.get("CA_BUNDLE"))  # TLS-intercepting proxies
         env = {
             **s.compose_env(),
             **({"NODE_EXTRA_CA_CERTS": ca} if ca else {}),
             "COMPOSE_PROJECT_NAME": s.config.project,
             "DEVCONTAINER_COMPOSE": " ".join(s.runtime.compose_tool),
-        }
+        }  # for the shim
         if not cli.exists():
-            package = f"@devcontainers/cli@{DEVCONTAINERS_CLI}"
-            session.run(
-                "npm",
-                "install",
-                "--prefix",
-                str(cli.parents[2]),
-                "--no-audit",
-                "--no-fund",
-                package,
-                env=env,
-                external=True,
-            )
-        # For editors that start compose themselves (VS Code): the values nox passes to it.
-        s.config.record(
-            {
-                key: env[key]
-                for key in ("COMPOSE_PROJECT_NAME", "APP_IMAGE", "APP_USER", "APP_USERNS")
-            }
-        )
+            npm = ["npm", "install", "--prefix", str(cli.parents[2]), "--no-audit", "--no-fund"]
+            session.run(*npm, f"@devcontainers/cli@{DEVCONTAINERS_CLI}", env=env, external=True)
         app = s.containers().get("app")
-        if args[0] == "up" and app and "devcontainer.local_folder" not in app.labels:
+        if app and "devcontainer.local_folder" not in app.labels:
+            if command != "up":  # e.g. `up` recreated it after a rebuild
+                session.error("the app container is not a dev container: `nox -s devcontainer`")
             # The CLI labels the app container as it creates it; podman-compose would keep
             # this unlabelled one, which the CLI then cannot find.
             s.runtime.engine_cmd("rm", "-f", app.name, capture=True, quiet=True)
+        engines = ["--docker-path", s.runtime.engine[0], "--docker-compose-path", str(SHIM)]
         session.run(
             str(cli),
-            args[0],
+            command,
             "--workspace-folder",
             str(ROOT),
-            "--docker-path",
-            s.runtime.engine[0],
-            "--docker-compose-path",
-            str(ROOT / ".devcontainer" / "compose-without-build"),
-            *args[1:],
+            *engines,
+            *args,
             env=env,
             external=True,
         )
-        if args[0] == "up":
+        if command == "up":
             s.wait_ready(timeout=float(s.config.values["UP_TIMEOUT"]))
 
 
