@@ -39,8 +39,13 @@ def test_status_probes_every_service_and_shows_its_ports(isolated_stack):
     assert set(rows) == {"db", "redis", "app"}
     for service, row in rows.items():
         assert (row.state, row.health) == ("running", "healthy"), row
-        assert row.ports.startswith(f"127.0.0.1:{config.port(service)}->"), row
+        assert f"127.0.0.1:{config.port(service)}->" in row.ports, row
     assert rows["app"].url == f"{config.app_url}/"
+    # The app's container publishes the debugger's port too (listening after `nox -s debug`).
+    assert set(rows["app"].ports.split(", ")) == {
+        f"127.0.0.1:{config.port('debugger')}->5678/tcp",
+        f"127.0.0.1:{config.port('app')}->8000/tcp",
+    }
 
 
 def test_status_session_prints_the_table(isolated_stack):
