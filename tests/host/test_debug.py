@@ -1,8 +1,11 @@
 """`nox -s debug`: a real Debug Adapter Protocol client attaches to the published port, stops
-at a breakpoint in a view during a real request, continues, and gets the response; `nox -s
-up` puts the app back to normal. On an isolated stack (conftest.isolated_stack)."""
+at a breakpoint in a view during a real request, continues, and gets the response, again
+after a reload; `nox -s up` puts the app back to normal. On an isolated stack
+(conftest.isolated_stack), which bind-mounts this checkout: touching a view there reloads a
+running developer stack too."""
 
 import json
+import os
 import queue
 import socket
 import subprocess
@@ -111,13 +114,9 @@ def attach(host: str, port: int) -> tuple[DebugAdapter, int]:
     return dap, pending
 
 
-def test_debug_stops_at_a_breakpoint_in_a_view_and_up_ends_it(isolated_stack):
-    config = isolated_stack.config
-    result = nox(isolated_stack, "-s", "debug")
-    assert result.returncode == 0, result.stderr
-    where = f"{config.host}:{config.port('debugger')}"
-    assert f"debugpy listens on {where}" in result.stderr
-
+def stop_at_the_breakpoint(config) -> int:
+    """Attach, break in the notes list during a real request, continue, get the response;
+    returns the id of the process that served it."""
     dap, pending = attach(config.host, config.port("debugger"))
     try:
         reply = dap.response(
@@ -126,6 +125,7 @@ def test_debug_stops_at_a_breakpoint_in_a_view_and_up_ends_it(isolated_stack):
         assert reply["body"]["breakpoints"][0]["line"] == LINE
         dap.response(dap.send("configurationDone"))
         dap.response(pending)
+        process = dap.event("process")["body"]["systemProcessId"]
 
         answer: dict = {}
 
@@ -147,8 +147,30 @@ def test_debug_stops_at_a_breakpoint_in_a_view_and_up_ends_it(isolated_stack):
         request.join(60)
         assert answer.get("status") == 200 and "count" in answer["body"], answer
         dap.send("disconnect")
+        return process
     finally:
         dap.close()
+
+
+def test_debug_stops_at_a_breakpoint_in_a_view_and_up_ends_it(isolated_stack):
+    config = isolated_stack.config
+    result = nox(isolated_stack, "-s", "debug")
+    assert result.returncode == 0, result.stderr
+    where = f"{config.host}:{config.port('debugger')}"
+    assert f"debugpy listens on {where}" in result.stderr
+    first = stop_at_the_breakpoint(config)
+
+    # The reloader still works: a touched view (content unchanged) restarts the server as a
+    # fresh process, which listens again; the debugger attaches to that one.
+    os.utime(VIEWS)
+    time.sleep(3)
+    deadline, again = time.monotonic() + 60, first
+    while again == first:
+        assert time.monotonic() < deadline, "no debugger in a reloaded server after 60s"
+        try:
+            again = stop_at_the_breakpoint(config)
+        except (ConnectionError, OSError, queue.Empty):
+            time.sleep(1)
 
     result = nox(isolated_stack, "-s", "up")
     assert result.returncode == 0, result.stderr
