@@ -21,6 +21,7 @@ if __name__ == "__main__":
     sys.exit(run_nox(sys.argv[1:]))
 use_host_tools()  # a nox without podman-compose & co. (pipx install nox) continues in .nox/_tools
 
+import ipaddress  # noqa: E402
 import traceback  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
@@ -32,7 +33,7 @@ import nox  # noqa: E402
 from devstack import snapshots, workflow  # noqa: E402
 from devstack.config import StackConfig  # noqa: E402
 from devstack.errors import StackError  # noqa: E402
-from devstack.runtime import detect  # noqa: E402
+from devstack.runtime import ca_bundle_path, detect  # noqa: E402
 from devstack.stack import Stack  # noqa: E402
 
 nox.needs_version = ">=2025.2.9"
@@ -43,6 +44,8 @@ nox.options.sessions = ["up"]
 nox.options.reuse_venv = "yes"
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
+DEVCONTAINERS_CLI = "0.89.0"  # npm's @devcontainers/cli, installed into .nox/devcontainer
+SHIM = ROOT / ".devcontainer" / "compose-without-build"  # the CLI's compose: no `build`
 
 
 ERROR_LOG = ROOT / ".nox" / "last-error.log"
@@ -62,15 +65,17 @@ def one_line_failures(session: nox.Session) -> Iterator[None]:
         ERROR_LOG.parent.mkdir(exist_ok=True)
         ERROR_LOG.write_text(traceback.format_exc())
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        session.error(f"{session.name} failed unexpectedly ({type(exc).__name__}: {reason}); "
-                      f"full traceback in {ERROR_LOG}")
+        session.error(
+            f"{session.name} failed unexpectedly ({type(exc).__name__}: {reason}); "
+            f"full traceback in {ERROR_LOG}"
+        )
 
 
 @contextmanager
-def stack(session: nox.Session) -> Iterator[Stack]:
+def stack(session: nox.Session, **overrides: str) -> Iterator[Stack]:
     """The stack of this checkout, on the runtime CONTAINER_RUNTIME names or detects."""
     with one_line_failures(session):
-        config = StackConfig.load(ROOT)
+        config = StackConfig.load(ROOT, overrides=overrides)
         runtime = detect(config.values.get("CONTAINER_RUNTIME"), log=session.log)
         yield Stack(runtime, config)
 
@@ -90,6 +95,23 @@ def up(session: nox.Session) -> None:
         session.log(f"stack {s.config.project} is up ({seconds:.1f}s) on {s.runtime.name}:")
         for name, url in s.urls().items():
             session.log(f"  {name:<11} {url}")
+
+
+@nox.session(venv_backend="none", default=False)
+def debug(session: nox.Session) -> None:
+    """Restart the app with debugpy listening on 127.0.0.1:DEBUG_PORT (`nox -s up` ends it)."""
+    with stack(session, DEBUGPY="true") as s:
+        if not ipaddress.ip_address(s.config.values["BIND_ADDRESS"]).is_loopback:
+            session.error("a debugger runs any code it is sent: use BIND_ADDRESS=127.0.0.1")
+        s.up()
+        where = f"{s.config.host}:{s.config.port('debugger')}"
+        session.log(
+            f"debugpy listens on {where}; the app on {s.app_url}/ as usual. Attach with "
+            "VS Code's 'Django: attach to the app container' (.vscode/launch.json), "
+            f"PyCharm or any DAP client at {where}, mapping src/ to /app/src "
+            "(docs/how-to.md#attaching-a-debugger). Attach again after a reload; "
+            "`nox -s up` ends debugging."
+        )
 
 
 @nox.session(venv_backend="none")
@@ -245,17 +267,90 @@ def kube(session: nox.Session) -> None:
     """Run the Kubernetes manifests with podman kube play until healthy (`-- up|down|render`)."""
     from devstack import kube as k8s
 
-    with one_line_failures(session):  # Podman whatever CONTAINER_RUNTIME says: kube play is Podman's
+    with one_line_failures(
+        session
+    ):  # Podman whatever CONTAINER_RUNTIME says: kube play is Podman's
         print(k8s.command(StackConfig.load(ROOT), session.posargs, session.log), flush=True)
 
 
 @nox.session(venv_backend="none", requires=["up"])
 def tests(session: nox.Session) -> None:
-    """Run the Django tests in the app container against the stack's PostgreSQL and Redis."""
+    """Run the Django tests in the app container with coverage (HTML in tests/htmlcov/)."""
     with stack(session) as s:
-        result = s.exec("app", "pytest", *session.posargs, workdir="/app", check=False)
+        result = s.exec(
+            "app", "coverage", "run", "-m", "pytest", *session.posargs, workdir="/app", check=False
+        )
         if result.returncode != 0:
             session.error(f"the Django tests failed (pytest exit code {result.returncode})")
+        # fail_under in pyproject.toml: both exit with 2 below it; the report's code counts.
+        result = s.exec(
+            "app", "sh", "-c", "coverage html -q; coverage report", workdir="/app", check=False
+        )
+        if result.returncode != 0:
+            session.error("coverage is below [tool.coverage.report] fail_under (pyproject.toml)")
+
+
+@nox.session(default=False, requires=["up"])
+def lint(session: nox.Session) -> None:
+    """Ruff (check and format check), then fail on a model change without its migration."""
+    session.install(*PYPROJECT["dependency-groups"]["lint"])
+    paths = ["src", "settings", "tests", "noxfile.py"]
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
+    with stack(session) as s:
+        result = s.exec(
+            "app", "python3", "manage.py", "makemigrations", "--check", "--dry-run", check=False
+        )
+        if result.returncode != 0:
+            session.error(
+                "a model change has no migration: `nox -s makemigrations`, then commit it"
+            )
+
+
+@nox.session(venv_backend="none", default=False, requires=["up"])
+def devcontainer(session: nox.Session) -> None:
+    """Run the stack as a dev container with the devcontainers CLI (`-- exec <command>`)."""
+    command, *args = session.posargs or ["up"]
+    cli = ROOT / ".nox" / "devcontainer" / "node_modules" / ".bin" / "devcontainer"
+    with stack(session) as s:
+        # For editors that start compose themselves (VS Code): the values nox passes to it.
+        keys = ("APP_IMAGE", "APP_USER", "APP_USERNS")
+        s.config.record(
+            {
+                "COMPOSE_PROJECT_NAME": s.config.project,
+                **{key: s.compose_env()[key] for key in keys},
+            }
+        )
+        ca = ca_bundle_path(s.config.values.get("CA_BUNDLE"))  # TLS-intercepting proxies
+        env = {
+            **s.compose_env(),
+            **({"NODE_EXTRA_CA_CERTS": ca} if ca else {}),
+            "COMPOSE_PROJECT_NAME": s.config.project,
+            "DEVCONTAINER_COMPOSE": " ".join(s.runtime.compose_tool),
+        }  # for the shim
+        if not cli.exists():
+            npm = ["npm", "install", "--prefix", str(cli.parents[2]), "--no-audit", "--no-fund"]
+            session.run(*npm, f"@devcontainers/cli@{DEVCONTAINERS_CLI}", env=env, external=True)
+        app = s.containers().get("app")
+        if app and "devcontainer.local_folder" not in app.labels:
+            if command != "up":  # e.g. `up` recreated it after a rebuild
+                session.error("the app container is not a dev container: `nox -s devcontainer`")
+            # The CLI labels the app container as it creates it; podman-compose would keep
+            # this unlabelled one, which the CLI then cannot find.
+            s.runtime.engine_cmd("rm", "-f", app.name, capture=True, quiet=True)
+        engines = ["--docker-path", s.runtime.engine[0], "--docker-compose-path", str(SHIM)]
+        session.run(
+            str(cli),
+            command,
+            "--workspace-folder",
+            str(ROOT),
+            *engines,
+            *args,
+            env=env,
+            external=True,
+        )
+        if command == "up":
+            s.wait_ready(timeout=float(s.config.values["UP_TIMEOUT"]))
 
 
 @nox.session(venv_backend="none", default=False)
@@ -275,8 +370,17 @@ def tooling(session: nox.Session) -> None:
     session.install(*PYPROJECT["dependency-groups"]["host"])
     session.install("kubernetes-validate==1.37.0")  # bundles the schemas: validates offline
     paths = [] if any(arg.startswith("tests/") for arg in session.posargs) else ["tests/host"]
-    session.run("pytest", "-p", "no:django", "-p", "no:cacheprovider", "-o", "addopts=",
-                *paths, *session.posargs)
+    session.run(
+        "pytest",
+        "-p",
+        "no:django",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "addopts=",
+        *paths,
+        *session.posargs,
+    )
 
 
 @nox.session(default=False, requires=["up"])
@@ -288,10 +392,11 @@ def contract(session: nox.Session) -> None:
     session.run("st", "run", schema, "--checks", "all", *session.posargs)
 
 
-@nox.session(venv_backend="none", default=False,
-             requires=["tests", "contract", "tooling", "verify"])
+@nox.session(
+    venv_backend="none", default=False, requires=["lint", "tests", "contract", "tooling", "verify"]
+)
 def check(session: nox.Session) -> None:
-    """Everything CI runs: the Django tests, the API contract, the tooling tests and verify."""
+    """Everything CI runs: lint, the Django tests, the API contract, the tooling and verify."""
     session.log("all checks passed")
 
 

@@ -66,10 +66,11 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-            ],
+            ]
         },
-    },
+    }
 ]
+
 
 def _postgres(url: str) -> dict:
     parts = urlsplit(url)
@@ -80,8 +81,10 @@ def _postgres(url: str) -> dict:
 
 def _database_url_from_parts() -> str:
     """The compose stack's database, from the same POSTGRES_* variables the db service uses."""
-    user, password = (quote(env.str(name, default="app"), safe="")
-                      for name in ("POSTGRES_USER", "POSTGRES_PASSWORD"))
+    user, password = (
+        quote(env.str(name, default="app"), safe="")
+        for name in ("POSTGRES_USER", "POSTGRES_PASSWORD")
+    )
     host = env.str("POSTGRES_HOST", default="db")
     port = env.int("POSTGRES_PORT", default=5432)
     return f"postgres://{user}:{password}@{host}:{port}/{env.str('POSTGRES_DB', default='app')}"
@@ -95,6 +98,7 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
     "DB_CONNECT_TIMEOUT", default=3
 )
+
 
 def _redis_cache(url: str) -> dict:
     if not url.startswith(("redis://", "rediss://")):
@@ -142,14 +146,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"},
-    },
+    "formatters": {"plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["stdout"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
-        "django": {"handlers": ["stdout"], "level": env.str("LOG_LEVEL", default="INFO"),
-                   "propagate": False},
+        "django": {
+            "handlers": ["stdout"],
+            "level": env.str("LOG_LEVEL", default="INFO"),
+            "propagate": False,
+        }
     },
 }
 

@@ -15,6 +15,10 @@ INSTALLED_APPS = [*INSTALLED_APPS, "django_watchfiles"]
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
-                                 "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
 }
+# runserver's WSGI application: config.wsgi's, listening for a debugger when DEBUGPY=true.
+WSGI_APPLICATION = "config.dev_wsgi.application"

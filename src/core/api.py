@@ -142,21 +142,23 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
             value = int(raw)
         except ValueError:
             raise exceptions.ValidationError(
-                {name: [f"must be a whole number, got {raw!r}"]}) from None
+                {name: [f"must be a whole number, got {raw!r}"]}
+            ) from None
         if not low <= value <= high:
             raise exceptions.ValidationError({name: [f"must be {low} to {high}, got {value}"]})
         return value
 
     def get_limit(self, request):
-        return self._bounded(request, self.limit_query_param, 1, self.max_limit,
-                             self.default_limit)
+        return self._bounded(request, self.limit_query_param, 1, self.max_limit, self.default_limit)
 
     def get_offset(self, request):
         return self._bounded(request, self.offset_query_param, 0, self.max_offset, 0)
 
     def get_schema_operation_parameters(self, view):
-        bounds = {self.limit_query_param: (1, self.max_limit, self.default_limit),
-                  self.offset_query_param: (0, self.max_offset, 0)}
+        bounds = {
+            self.limit_query_param: (1, self.max_limit, self.default_limit),
+            self.offset_query_param: (0, self.max_offset, 0),
+        }
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
             low, high, default = bounds[parameter["name"]]
@@ -167,17 +169,21 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
 ERRORS_COMPONENT = {
     "type": "object",
     "required": ["errors"],
-    "properties": {"errors": {
-        "type": "object",
-        "description": f"Messages per field; `{ALL}` for errors of no single field.",
-        "additionalProperties": {"type": "array", "items": {"type": "string"}},
-    }},
+    "properties": {
+        "errors": {
+            "type": "object",
+            "description": f"Messages per field; `{ALL}` for errors of no single field.",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        }
+    },
 }
 
 
 def _error_response(description: str) -> dict:
-    return {"description": description, "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}},
+    }
 
 
 def document_errors(result, generator, request, public):
@@ -185,7 +191,7 @@ def document_errors(result, generator, request, public):
     in the one shape (drf-spectacular itself documents only the success)."""
     result.setdefault("components", {}).setdefault("schemas", {})["Errors"] = ERRORS_COMPONENT
     for operations in result.get("paths", {}).values():
-        for method, operation in operations.items():
+        for operation in operations.values():
             places = {parameter.get("in") for parameter in operation.get("parameters", [])}
             security = operation.get("security", [])
             errors = {}

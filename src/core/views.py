@@ -38,37 +38,51 @@ class ProbeView(MethodFirstMixin, APIView):
     throttle_classes = []
 
 
-_SERVICE = inline_serializer("ServiceState", {
-    "status": serializers.ChoiceField(["ok", "error"]),
-    "latency_ms": serializers.FloatField(),
-    "error": serializers.CharField(required=False),
-})
-_READINESS = inline_serializer("Readiness", {
-    "status": serializers.ChoiceField(["ok", "error"]),
-    "services": serializers.DictField(child=_SERVICE),
-    "failed": serializers.ListField(child=serializers.CharField(), required=False),
-})
+_SERVICE = inline_serializer(
+    "ServiceState",
+    {
+        "status": serializers.ChoiceField(["ok", "error"]),
+        "latency_ms": serializers.FloatField(),
+        "error": serializers.CharField(required=False),
+    },
+)
+_READINESS = inline_serializer(
+    "Readiness",
+    {
+        "status": serializers.ChoiceField(["ok", "error"]),
+        "services": serializers.DictField(child=_SERVICE),
+        "failed": serializers.ListField(child=serializers.CharField(), required=False),
+    },
+)
 _LIVENESS = inline_serializer("Liveness", {"status": serializers.ChoiceField(["ok"])})
 
 
 class ReadinessView(ProbeView):
-    @extend_schema(summary="Readiness: the database and the cache both answer",
-                   responses={200: _READINESS, 503: _READINESS}, tags=["health"])
+    @extend_schema(
+        summary="Readiness: the database and the cache both answer",
+        responses={200: _READINESS, 503: _READINESS},
+        tags=["health"],
+    )
     def get(self, request: Request) -> Response:
         """200 when PostgreSQL and Redis both answer a real round trip; 503 naming what failed.
         For readinessProbe and the compose healthcheck: take the instance out of traffic."""
         states = services_health()
         failed = [state.name for state in states if not state.ok]
-        body = {"status": "ok" if not failed else "error",
-                "services": {state.name: state.as_dict() for state in states}}
+        body = {
+            "status": "ok" if not failed else "error",
+            "services": {state.name: state.as_dict() for state in states},
+        }
         if failed:
             body["failed"] = failed
         return Response(body, status=503 if failed else 200, headers={"Cache-Control": "no-store"})
 
 
 class LivenessView(ProbeView):
-    @extend_schema(summary="Liveness: the process can serve requests",
-                   responses={200: _LIVENESS}, tags=["health"])
+    @extend_schema(
+        summary="Liveness: the process can serve requests",
+        responses={200: _LIVENESS},
+        tags=["health"],
+    )
     def get(self, request: Request) -> Response:
         """200 while the process serves requests, whatever the database or cache do: for
         livenessProbe, so an outage of PostgreSQL never gets healthy pods restarted."""

@@ -27,10 +27,10 @@ from pathlib import Path
 from .config import StackConfig
 from .errors import StackError
 from .images import add_dependency, ensure_app_image
-from .runtime import Runtime
-from .stack import Stack
 from .isolated import checkout_copy, isolated_overrides
 from .net import free_port, http, poll, postgres_answers
+from .runtime import Runtime
+from .stack import Stack
 
 BENCH_TAG = "localhost/djstack-wf-bench-app"
 # Small pure-Python packages the app does not use: one is added per dependency rebuild.
@@ -51,9 +51,15 @@ class Row:
             return [self.name, "0", "-", "-", "-", self.target or "-", "not measured"]
         fmt = (lambda v: f"{v:.2f}") if self.unit == "s" else (lambda v: f"{v:.2f}{self.unit}")
         verdict = "-" if self.met is None else ("met" if self.met else "MISSED")
-        return [self.name, str(len(self.samples)), fmt(min(self.samples)),
-                fmt(statistics.median(self.samples)), fmt(max(self.samples)),
-                self.target or "-", verdict]
+        return [
+            self.name,
+            str(len(self.samples)),
+            fmt(min(self.samples)),
+            fmt(statistics.median(self.samples)),
+            fmt(max(self.samples)),
+            self.target or "-",
+            verdict,
+        ]
 
 
 @dataclass
@@ -61,8 +67,14 @@ class Results:
     rows: list[Row] = field(default_factory=list)
     sizes: list[tuple[str, str, int | None]] = field(default_factory=list)
 
-    def add(self, name: str, samples: list[float], target: str = "",
-            ok: Callable[[float], bool] | None = None, unit: str = "s") -> Row:
+    def add(
+        self,
+        name: str,
+        samples: list[float],
+        target: str = "",
+        ok: Callable[[float], bool] | None = None,
+        unit: str = "s",
+    ) -> Row:
         met = ok(statistics.median(samples)) if ok and samples else None
         row = Row(name, samples, target, met, unit)
         self.rows.append(row)
@@ -75,11 +87,17 @@ class Results:
     def table(self) -> str:
         from .workflow import table
 
-        timing = table(("measurement", "runs", "min", "median", "max", "target", "result"),
-                       [row.cells() for row in self.rows])
-        sizes = table(("image", "tag", "size"),
-                      [(what, tag, f"{size / 1e6:.0f} MB" if size else "?")
-                       for what, tag, size in self.sizes])
+        timing = table(
+            ("measurement", "runs", "min", "median", "max", "target", "result"),
+            [row.cells() for row in self.rows],
+        )
+        sizes = table(
+            ("image", "tag", "size"),
+            [
+                (what, tag, f"{size / 1e6:.0f} MB" if size else "?")
+                for what, tag, size in self.sizes
+            ],
+        )
         return f"{timing}\n\n{sizes}"
 
 
@@ -96,13 +114,15 @@ def timed(action: Callable[[], object]) -> float:
 
 
 # --- the benchmark -------------------------------------------------------------------------
-def bench(runtime: Runtime, source: StackConfig, *, runs: int = 5, build_runs: int = 2,
-          edits: int = 24) -> Results:
+def bench(
+    runtime: Runtime, source: StackConfig, *, runs: int = 5, build_runs: int = 2, edits: int = 24
+) -> Results:
     suffix = secrets.token_hex(3)
     workdir = checkout_copy(source.root, f"djstack-wf-bench-{suffix}-")
     shutil.copy2(source.root / "noxfile.py", workdir / "noxfile.py")
-    overrides = isolated_overrides(source, f"djstack-wf-bench-{suffix}",
-                                   APP_IMAGE=f"{BENCH_TAG}:dev")
+    overrides = isolated_overrides(
+        source, f"djstack-wf-bench-{suffix}", APP_IMAGE=f"{BENCH_TAG}:dev"
+    )
     if "CONTAINER_RUNTIME" not in source.values:
         overrides["CONTAINER_RUNTIME"] = runtime.name  # the sessions must use the same engine
     config = StackConfig.load(workdir, overrides=overrides)
@@ -152,24 +172,37 @@ class Bench:
         up_when_up = [self.session("up") for _ in range(self.runs)]
         compose_stop, compose_start = self.compose_lifecycle()
         nox_list = [self.session("-l") for _ in range(self.runs)]
-        query = [timed(lambda: self.runtime.containers(self.config.project))
-                 for _ in range(self.runs)]
+        query = [
+            timed(lambda: self.runtime.containers(self.config.project)) for _ in range(self.runs)
+        ]
         bare, boot = self.bare_postgres(), self.django_boot()
         reference = statistics.median(bare) + statistics.median(boot)
         quick = 2 * (statistics.median(nox_list) + statistics.median(query))
         django = statistics.median(boot)
         r.add("cold up (cold build + first up)", cold_up)
-        r.add("warm up (built, volumes populated)", warm_up,
-              f"<= 2.0 x (bare PG + Django boot) = {2 * reference:.2f}",
-              lambda v: v <= 2 * reference)
+        r.add(
+            "warm up (built, volumes populated)",
+            warm_up,
+            f"<= 2.0 x (bare PG + Django boot) = {2 * reference:.2f}",
+            lambda v: v <= 2 * reference,
+        )
         r.add("bare PostgreSQL ready (warm volume)", bare)
         r.add("Django boot (manage.py check)", boot)
-        r.add("warm up / (bare PG + Django boot)", [v / reference for v in warm_up], "<= 2.0",
-              lambda v: v <= 2, unit="x")
+        r.add(
+            "warm up / (bare PG + Django boot)",
+            [v / reference for v in warm_up],
+            "<= 2.0",
+            lambda v: v <= 2,
+            unit="x",
+        )
         r.add("nox -l (nox's own start)", nox_list)
         r.add("one engine query (containers of the stack)", query)
-        r.add("up when already up", up_when_up, f"<= 2 x (nox -l + query) = {quick:.2f}",
-              lambda v: v <= quick)
+        r.add(
+            "up when already up",
+            up_when_up,
+            f"<= 2 x (nox -l + query) = {quick:.2f}",
+            lambda v: v <= quick,
+        )
         r.add("down", down, f"<= 2 x (nox -l + query) = {quick:.2f}", lambda v: v <= quick)
         r.add("compose stop (down without the engine bypass)", compose_stop)
         r.add("compose start (warm up's start without the bypass)", compose_start)
@@ -177,20 +210,37 @@ class Bench:
         everything = [v for samples in reload.values() for v in samples]
         for kind, samples in reload.items():
             r.add(f"reload after an edit of {kind}", samples)
-        r.add(f"reload p50 ({len(everything)} edits)", [percentile(everything, 0.5)],
-              f"<= 1.3 x Django boot = {1.3 * django:.2f}", lambda v: v <= 1.3 * django)
-        r.add(f"reload p95 ({len(everything)} edits)", [percentile(everything, 0.95)],
-              f"<= 2.0 x Django boot = {2 * django:.2f}", lambda v: v <= 2 * django)
+        r.add(
+            f"reload p50 ({len(everything)} edits)",
+            [percentile(everything, 0.5)],
+            f"<= 1.3 x Django boot = {1.3 * django:.2f}",
+            lambda v: v <= 1.3 * django,
+        )
+        r.add(
+            f"reload p95 ({len(everything)} edits)",
+            [percentile(everything, 0.95)],
+            f"<= 2.0 x Django boot = {2 * django:.2f}",
+            lambda v: v <= 2 * django,
+        )
         self.session("down")
         r.add("cold build (dev, no layer cache)", cold_build)
         code = [self.rebuild_after(self.edit_code, n) for n in range(self.build_runs)]
         r.add("rebuild after a code-only change", code)
         dependency = [self.rebuild_after(self.change_dependency, n) for n in range(self.build_runs)]
         cold = statistics.median(cold_build)
-        r.add("rebuild after a dependency change", dependency,
-              f"<= 30% of cold build = {0.3 * cold:.1f}", lambda v: v <= 0.3 * cold)
-        r.add("dependency rebuild / cold build", [v / cold for v in dependency], "<= 0.30",
-              lambda v: v <= 0.3, unit="x")
+        r.add(
+            "rebuild after a dependency change",
+            dependency,
+            f"<= 30% of cold build = {0.3 * cold:.1f}",
+            lambda v: v <= 0.3 * cold,
+        )
+        r.add(
+            "dependency rebuild / cold build",
+            [v / cold for v in dependency],
+            "<= 0.30",
+            lambda v: v <= 0.3,
+            unit="x",
+        )
         self.image_sizes()
         return r
 
@@ -207,8 +257,14 @@ class Bench:
     def session(self, name: str) -> float:
         """Run `nox -s <name>` (or `nox -l`) in the copy, as a developer would; time it."""
         noxfile = self.config.root / "noxfile.py"
-        command = [sys.executable, "-m", "nox", "-f", str(noxfile),
-                   *([name] if name.startswith("-") else ["-s", name])]
+        command = [
+            sys.executable,
+            "-m",
+            "nox",
+            "-f",
+            str(noxfile),
+            *([name] if name.startswith("-") else ["-s", name]),
+        ]
         started = time.monotonic()
         result = subprocess.run(command, env=self.env, cwd=self.config.root, capture_output=True)
         seconds = time.monotonic() - started
@@ -231,8 +287,11 @@ class Bench:
             if cold:
                 self.runtime.build_env["TMPDIR"] = empty
             try:
-                return timed(lambda: ensure_app_image(self.runtime, self.config, force=True,
-                                                      target=target, tag=tag, no_cache=cold))
+                return timed(
+                    lambda: ensure_app_image(
+                        self.runtime, self.config, force=True, target=target, tag=tag, no_cache=cold
+                    )
+                )
             finally:
                 self.runtime.build_env.clear()
                 self.runtime.build_env.update(saved)
@@ -261,15 +320,26 @@ class Bench:
 
         def once() -> float:
             started = time.monotonic()
-            self.runtime.engine_cmd("run", "-d", "--name", self.bare, "-v",
-                                    f"{volume}:/var/lib/postgresql/data",
-                                    "-p", f"127.0.0.1:{port}:5432",
-                                    "-e", f"POSTGRES_PASSWORD={values['POSTGRES_PASSWORD']}",
-                                    image, capture=True, quiet=True)
+            self.runtime.engine_cmd(
+                "run",
+                "-d",
+                "--name",
+                self.bare,
+                "-v",
+                f"{volume}:/var/lib/postgresql/data",
+                "-p",
+                f"127.0.0.1:{port}:5432",
+                "-e",
+                f"POSTGRES_PASSWORD={values['POSTGRES_PASSWORD']}",
+                image,
+                capture=True,
+                quiet=True,
+            )
             while not postgres_answers("127.0.0.1", port, "postgres", "postgres")[0]:
                 if time.monotonic() - started > 120:
-                    raise StackError("bench: the bare PostgreSQL container did not answer "
-                                     "within 120 s")
+                    raise StackError(
+                        "bench: the bare PostgreSQL container did not answer within 120 s"
+                    )
                 time.sleep(0.01)
             seconds = time.monotonic() - started
             self.runtime.engine_cmd("rm", "-f", self.bare, capture=True, quiet=True)
@@ -284,8 +354,10 @@ class Bench:
 
     def django_boot(self) -> list[float]:
         """Interpreter start, settings, apps, URLs and system checks, inside the app container."""
-        script = ("s=$(date +%s%N); python3 manage.py check >/dev/null; "
-                  "e=$(date +%s%N); echo $(( (e - s) / 1000000 ))")
+        script = (
+            "s=$(date +%s%N); python3 manage.py check >/dev/null; "
+            "e=$(date +%s%N); echo $(( (e - s) / 1000000 ))"
+        )
         samples = []
         for _ in range(self.runs):
             result = self.stack.exec("app", "sh", "-c", script, capture=True, quiet=True)
@@ -296,8 +368,11 @@ class Bench:
         """Save a file under the bind mount, time until the server answers with the new code:
         in turn a view (src/core/views.py), a model module (src/notes/models.py) and the
         URLconf (src/config/urls.py). Each holds a token the probe route returns."""
-        files = {"a view": "src/core/views.py", "a model": "src/notes/models.py",
-                 "the URLconf": "src/config/urls.py"}
+        files = {
+            "a view": "src/core/views.py",
+            "a model": "src/notes/models.py",
+            "the URLconf": "src/config/urls.py",
+        }
         originals = {kind: (self.config.root / path).read_text() for kind, path in files.items()}
         blocks = {  # each file's original text plus a block holding its token
             "a view": lambda token: (
@@ -305,16 +380,20 @@ class Bench:
                 "def bench_probe(request, url_token=''):\n"
                 "    from django.http import HttpResponse\n"
                 "    from notes.models import BENCH_MODEL_TOKEN\n"
-                "    return HttpResponse(f'{BENCH_VIEW_TOKEN} {BENCH_MODEL_TOKEN} {url_token}')\n"),
+                "    return HttpResponse(f'{BENCH_VIEW_TOKEN} {BENCH_MODEL_TOKEN} {url_token}')\n"
+            ),
             "a model": lambda token: f"\n\nBENCH_MODEL_TOKEN = '{token}'  # nox -s bench\n",
             "the URLconf": lambda token: (
                 "\nfrom core.views import bench_probe as _bench_probe  # nox -s bench\n"
-                f"urlpatterns.append(path('{PROBE_ROUTE}', _bench_probe, {{'url_token': '{token}'}}))\n"),
+                f"urlpatterns.append(path('{PROBE_ROUTE}', _bench_probe, {{'url_token': '{token}'}}))\n"
+            ),
         }
         tokens = {kind: "start" for kind in files}
 
         def save(kind: str) -> None:
-            (self.config.root / files[kind]).write_text(originals[kind] + blocks[kind](tokens[kind]))
+            (self.config.root / files[kind]).write_text(
+                originals[kind] + blocks[kind](tokens[kind])
+            )
 
         url = f"{self.config.app_url}/{PROBE_ROUTE}"
         samples: dict[str, list[float]] = {kind: [] for kind in files}
@@ -339,34 +418,69 @@ class Bench:
     def served(url: str, expected: str, timeout: float) -> None:
         """Poll every 10 ms until the probe answers `expected`; a response cut off by the
         restarting server counts as no answer yet."""
-        ok, seen, _ = poll(lambda: ((answer := http("GET", url))[0] == 200
-                                    and answer[1] == expected, f"{answer[0]} {answer[1][:80]}"),
-                           timeout, interval=0.01)
+        ok, seen, _ = poll(
+            lambda: (
+                (answer := http("GET", url))[0] == 200 and answer[1] == expected,
+                f"{answer[0]} {answer[1][:80]}",
+            ),
+            timeout,
+            interval=0.01,
+        )
         if not ok:
             raise StackError(f"bench: {expected!r} not served after {timeout:g}s (last: {seen})")
 
     def image_sizes(self) -> None:
         self.build(target="prod")
         base = self.config.values["PYTHON_IMAGE"]
-        for what, tag in (("base (PYTHON_IMAGE)", base), ("dev target", f"{BENCH_TAG}:dev"),
-                          ("prod target", f"{BENCH_TAG}:prod")):
-            size = self.runtime.engine_cmd("image", "inspect", "--format", "{{.Size}}", tag,
-                                           capture=True, check=False, quiet=True).stdout.strip()
+        for what, tag in (
+            ("base (PYTHON_IMAGE)", base),
+            ("dev target", f"{BENCH_TAG}:dev"),
+            ("prod target", f"{BENCH_TAG}:prod"),
+        ):
+            size = self.runtime.engine_cmd(
+                "image",
+                "inspect",
+                "--format",
+                "{{.Size}}",
+                tag,
+                capture=True,
+                check=False,
+                quiet=True,
+            ).stdout.strip()
             self.results.sizes.append((what, tag, int(size) if size.isdigit() else None))
 
 
 # --- the report ----------------------------------------------------------------------------
 def machine() -> dict[str, str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
-                if line.startswith("model name")), platform.processor() or "?")
-    memory = next((f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
-                   for line in _read("/proc/meminfo").splitlines()
-                   if line.startswith("MemTotal")), "?")
-    system = next((line.split("=", 1)[1].strip('"')
-                   for line in _read("/etc/os-release").splitlines()
-                   if line.startswith("PRETTY_NAME=")), platform.system())
-    return {"CPU": f"{cpu}, {os.cpu_count()} cores", "memory": memory,
-            "OS": f"{system}, kernel {platform.release()}"}
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in _read("/proc/cpuinfo").splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "?",
+    )
+    memory = next(
+        (
+            f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
+            for line in _read("/proc/meminfo").splitlines()
+            if line.startswith("MemTotal")
+        ),
+        "?",
+    )
+    system = next(
+        (
+            line.split("=", 1)[1].strip('"')
+            for line in _read("/etc/os-release").splitlines()
+            if line.startswith("PRETTY_NAME=")
+        ),
+        platform.system(),
+    )
+    return {
+        "CPU": f"{cpu}, {os.cpu_count()} cores",
+        "memory": memory,
+        "OS": f"{system}, kernel {platform.release()}",
+    }
 
 
 def _read(path: str) -> str:
@@ -388,14 +502,25 @@ def markdown(results: Results, runtime: Runtime, *, runs: int, build_runs: int, 
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
 
-    timing = md(("measurement", "runs", "min", "median", "max", "target", "result"),
-                [row.cells() for row in results.rows])
-    sizes = md(("image", "tag", "size"),
-               [(what, f"`{tag}`", f"{size / 1e6:.0f} MB" if size else "?")
-                for what, tag, size in results.sizes])
-    about = "\n".join(f"- {key}: {value}" for key, value in {
-        **machine(), "runtime": runtime_versions(runtime),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}.items())
+    timing = md(
+        ("measurement", "runs", "min", "median", "max", "target", "result"),
+        [row.cells() for row in results.rows],
+    )
+    sizes = md(
+        ("image", "tag", "size"),
+        [
+            (what, f"`{tag}`", f"{size / 1e6:.0f} MB" if size else "?")
+            for what, tag, size in results.sizes
+        ],
+    )
+    about = "\n".join(
+        f"- {key}: {value}"
+        for key, value in {
+            **machine(),
+            "runtime": runtime_versions(runtime),
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        }.items()
+    )
     return f"""# Benchmarks
 
 Written by `nox -s bench` (the latest run replaces this file). Times are in seconds, wall
@@ -458,8 +583,10 @@ def parse_args(args: list[str]) -> dict[str, int]:
         flag = pending.pop(0)
         key = flag.removeprefix("--").replace("-", "_")
         if key not in options or not pending or not pending[0].isdigit() or int(pending[0]) < 1:
-            raise StackError(f"bench: {flag!r} is not understood: use --runs N, --build-runs N, "
-                             "--edits N (N >= 1)")
+            raise StackError(
+                f"bench: {flag!r} is not understood: use --runs N, --build-runs N, "
+                "--edits N (N >= 1)"
+            )
         options[key] = int(pending.pop(0))
     if options["edits"] < 20:
         raise StackError("bench: --edits must be at least 20 for a meaningful p95")

@@ -51,17 +51,23 @@ def ensure_tools() -> Path:
     wanted = hashlib.sha256("\n".join(requirements).encode()).hexdigest()
     if stamp.is_file() and stamp.read_text() == wanted and (BINDIR / "nox").exists():
         return BINDIR
-    print(f"noxfile.py: installing {', '.join(requirements)} into {TOOLS} (first run only)",
-          file=sys.stderr)
+    print(
+        f"noxfile.py: installing {', '.join(requirements)} into {TOOLS} (first run only)",
+        file=sys.stderr,
+    )
     try:
         venv.EnvBuilder(with_pip=True, clear=True).create(TOOLS)
     except (OSError, subprocess.CalledProcessError) as exc:
-        sys.exit(f"noxfile.py: cannot create a virtual environment ({exc}); on Debian/Ubuntu "
-                 "install python3-venv, then retry")
+        sys.exit(
+            f"noxfile.py: cannot create a virtual environment ({exc}); on Debian/Ubuntu "
+            "install python3-venv, then retry"
+        )
     pip = [str(BINDIR / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     if subprocess.run([*pip, *requirements]).returncode != 0:
-        sys.exit("noxfile.py: installing the host tools failed (see pip's message above); "
-                 "check the network or PIP_INDEX_URL, then retry")
+        sys.exit(
+            "noxfile.py: installing the host tools failed (see pip's message above); "
+            "check the network or PIP_INDEX_URL, then retry"
+        )
     stamp.write_text(wanted)
     return BINDIR
 

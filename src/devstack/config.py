@@ -36,6 +36,7 @@ DEFAULTS: dict[str, str] = {
     "POSTGRES_PASSWORD": "app",
     "POSTGRES_DB": "app",
     "PROD_PORT": "8001",
+    "DEBUG_PORT": "5678",
     "UP_TIMEOUT": "180",
     **OFFICIAL_IMAGES,
 }
@@ -45,23 +46,51 @@ DERIVED = {"STACK_NAME", "APP_IMAGE", "PROD_IMAGE"}
 LEGACY_STACK_NAME = "djstack"  # every checkout's name before names followed the checkout
 
 # Variables read from the environment besides DEFAULTS (documented in docs/configuration.md).
-OPTIONAL_KEYS = {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS",
-                 "MIGRATE_ON_START", "DB_WAIT_TIMEOUT", "LOG_LEVEL", "WATCHFILES_FORCE_POLLING",
-                 "DJANGO_SETTINGS_MODULE", "CONTAINER_RUNTIME", "CA_BUNDLE",
-                 "SNAPSHOT_DIR", "APP_USER", "APP_USERNS", "PROD_SECRET_KEY",
-                 "PROD_SSL_REDIRECT", "PROD_MEMORY", "PROD_CPUS", "WEB_CONCURRENCY",
-                 "API_THROTTLE_ANON", "API_THROTTLE_USER", "API_NUM_PROXIES"}
+OPTIONAL_KEYS = {
+    "DATABASE_URL",
+    "REDIS_URL",
+    "DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "MIGRATE_ON_START",
+    "DB_WAIT_TIMEOUT",
+    "LOG_LEVEL",
+    "WATCHFILES_FORCE_POLLING",
+    "DJANGO_SETTINGS_MODULE",
+    "CONTAINER_RUNTIME",
+    "CA_BUNDLE",
+    "SNAPSHOT_DIR",
+    "APP_USER",
+    "APP_USERNS",
+    "PROD_SECRET_KEY",
+    "PROD_SSL_REDIRECT",
+    "PROD_MEMORY",
+    "PROD_CPUS",
+    "WEB_CONCURRENCY",
+    "API_THROTTLE_ANON",
+    "API_THROTTLE_USER",
+    "API_NUM_PROXIES",
+    "DEBUGPY",
+}
 KNOWN_KEYS = set(DEFAULTS) | DERIVED | OPTIONAL_KEYS
 
-# Published ports by service, and the variable that moves each one.
-PORT_VARIABLES = {"app": "APP_PORT", "db": "DB_PORT", "redis": "REDIS_PORT"}
+# Published ports by service, and the variable that moves each one (the app's container
+# publishes the debugger's port too).
+PORT_VARIABLES = {
+    "app": "APP_PORT",
+    "db": "DB_PORT",
+    "redis": "REDIS_PORT",
+    "debugger": "DEBUG_PORT",
+}
 PROD_PORT_VARIABLES = {"web": "PROD_PORT"}
 
 MANAGED_START = "# >>> written by nox: values it chose for this checkout (safe to delete) >>>"
 MANAGED_END = "# <<< written by nox <<<"
 # Earlier versions wrote only the stand-in images, under these markers.
-LEGACY_MARKERS = ("# >>> stand-in images, written by `nox -s up` (no registry was reachable) >>>",
-                  "# <<< stand-in images <<<")
+LEGACY_MARKERS = (
+    "# >>> stand-in images, written by `nox -s up` (no registry was reachable) >>>",
+    "# <<< stand-in images <<<",
+)
 
 _BOOLEANS = {"1", "0", "true", "false", "yes", "no", "on", "off"}
 
@@ -119,9 +148,10 @@ def record_choices(path: Path, choices: Mapping[str, str]) -> None:
     for start, end in ((MANAGED_START, MANAGED_END), LEGACY_MARKERS):
         if start in lines and end in lines:
             first, last = lines.index(start), lines.index(end)
-            kept.update({line.split("=", 1)[0]: line for line in lines[first + 1:last]
-                         if "=" in line})
-            lines = lines[:first] + lines[last + 1:]
+            kept.update(
+                {line.split("=", 1)[0]: line for line in lines[first + 1 : last] if "=" in line}
+            )
+            lines = lines[:first] + lines[last + 1 :]
     kept.update({key: f"{key}={value}" for key, value in choices.items()})
     partial = path.with_name(".env.partial")
     partial.write_text("\n".join([*lines, MANAGED_START, *kept.values(), MANAGED_END]) + "\n")
@@ -130,8 +160,10 @@ def record_choices(path: Path, choices: Mapping[str, str]) -> None:
 
 def _check(values: Mapping[str, str], origin: Mapping[str, str]) -> None:
     def fail(key: str, expected: str) -> StackError:
-        return StackError(f"{key}={values[key]!r} (from {origin.get(key, 'defaults')}) "
-                          f"is not valid: expected {expected}")
+        return StackError(
+            f"{key}={values[key]!r} (from {origin.get(key, 'defaults')}) "
+            f"is not valid: expected {expected}"
+        )
 
     for key in [*PORT_VARIABLES.values(), *PROD_PORT_VARIABLES.values()]:
         if not values[key].isdigit() or not 1 <= int(values[key]) <= 65535:
@@ -144,12 +176,15 @@ def _check(values: Mapping[str, str], origin: Mapping[str, str]) -> None:
         raise fail("STACK_NAME", "lower-case letters, digits, - and _")
     if "DATABASE_URL" in values:
         url = urlsplit(values["DATABASE_URL"])
-        if url.scheme not in {"postgres", "postgresql", "pgsql"} or not url.hostname \
-                or not url.path.strip("/"):
+        if (
+            url.scheme not in {"postgres", "postgresql", "pgsql"}
+            or not url.hostname
+            or not url.path.strip("/")
+        ):
             raise fail("DATABASE_URL", "postgres://user:password@host:5432/name")
     if "REDIS_URL" in values and urlsplit(values["REDIS_URL"]).scheme not in {"redis", "rediss"}:
         raise fail("REDIS_URL", "redis://host:6379/0")
-    for key in ("DEBUG", "MIGRATE_ON_START", "WATCHFILES_FORCE_POLLING"):
+    for key in ("DEBUG", "MIGRATE_ON_START", "WATCHFILES_FORCE_POLLING", "DEBUGPY"):
         if key in values and values[key].lower() not in _BOOLEANS:
             raise fail(key, "true or false")
     for key in ("UP_TIMEOUT", "DB_WAIT_TIMEOUT"):
@@ -169,8 +204,12 @@ class StackConfig:
     origin: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, root: Path, environ: Mapping[str, str] | None = None,
-             overrides: Mapping[str, str] | None = None) -> StackConfig:
+    def load(
+        cls,
+        root: Path,
+        environ: Mapping[str, str] | None = None,
+        overrides: Mapping[str, str] | None = None,
+    ) -> StackConfig:
         environ = os.environ if environ is None else environ
         env_file = read_env_file(root / ".env")
         managed = managed_keys(root / ".env")
@@ -178,9 +217,11 @@ class StackConfig:
         chosen = {**env_file, **from_environ, **(overrides or {})}
         name = chosen.get("STACK_NAME") or project_name(root)
         values = {**DEFAULTS, "STACK_NAME": name, **image_tags(name), **chosen}
-        origin = {**{k: "nox" if k in managed else ".env" for k in env_file},
-                  **{k: "the environment" for k in from_environ},
-                  **{k: "the session" for k in overrides or {}}}
+        origin = {
+            **{k: "nox" if k in managed else ".env" for k in env_file},
+            **{k: "the environment" for k in from_environ},
+            **{k: "the session" for k in overrides or {}},
+        }
         _check(values, origin)
         return cls(root=root, values=values, origin=origin)
 
@@ -220,8 +261,10 @@ class StackConfig:
 
     def volume_names(self, project: str | None = None) -> list[str]:
         """Compose names a project's volumes `<project>_<volume>` (compose.yaml)."""
-        return [f"{project or self.project}_{name}" for name in
-                ("db-data", "redis-data", "static-data", "media-data")]
+        return [
+            f"{project or self.project}_{name}"
+            for name in ("db-data", "redis-data", "static-data", "media-data")
+        ]
 
     def compose_env(self) -> dict[str, str]:
         return {**os.environ, **self.values}

@@ -4,10 +4,10 @@ archive when none does (keeping the official images' contract; see standins/).""
 from __future__ import annotations
 
 import hashlib
-import re
-import subprocess
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -53,21 +53,26 @@ def ensure_base_images(runtime: Runtime, config: StackConfig) -> dict[str, str]:
             runtime.log(f"pulling {image} ...")
             if runtime.pull(image):
                 continue
-            raise StackError(f"{variable}={image} is not available to {runtime.name} and "
-                             "cannot be pulled; build or pull it, or remove the line from .env")
+            raise StackError(
+                f"{variable}={image} is not available to {runtime.name} and "
+                "cannot be pulled; build or pull it, or remove the line from .env"
+            )
         build_standin(runtime, variable)
         changes[variable] = STANDIN_IMAGES[variable]
     if changes:
         config.record(changes)
-        runtime.log("NOTE: using stand-in images built from Debian's archive instead of "
-                    f"the official ones ({', '.join(changes.values())}); they are named in "
-                    f"{config.env_file} so `podman-compose up` uses them too. Delete those lines "
-                    "to go back to the official images once a registry is reachable.")
+        runtime.log(
+            "NOTE: using stand-in images built from Debian's archive instead of "
+            f"the official ones ({', '.join(changes.values())}); they are named in "
+            f"{config.env_file} so `podman-compose up` uses them too. Delete those lines "
+            "to go back to the official images once a registry is reachable."
+        )
     return changes
 
 
-def copy_from_other_engine(runtime: Runtime, image: str, label: str | None = None,
-                           value: str | None = None) -> bool:
+def copy_from_other_engine(
+    runtime: Runtime, image: str, label: str | None = None, value: str | None = None
+) -> bool:
     """Take the image from another engine this user reaches that has it (with the label
     value, if given): `save | load`, no rebuild, no registry."""
     for other in other_engines(runtime):
@@ -75,8 +80,9 @@ def copy_from_other_engine(runtime: Runtime, image: str, label: str | None = Non
         if facts[0] is None or (label is not None and facts[1].get(label) != value):
             continue
         runtime.log(f"copying {image} from {other.describe()} to {runtime.describe()}")
-        save = subprocess.Popen([*other.engine, "save", image], stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL)
+        save = subprocess.Popen(
+            [*other.engine, "save", image], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
         load = subprocess.run([*runtime.engine, "load"], stdin=save.stdout, capture_output=True)
         save.stdout.close()
         if save.wait() == 0 and load.returncode == 0 and runtime.image_exists(image):
@@ -90,15 +96,20 @@ def build_standin(runtime: Runtime, variable: str) -> None:
         return
     if not (runtime.image_exists(STANDIN_BASE) or copy_from_other_engine(runtime, STANDIN_BASE)):
         runtime.log(f"building the stand-in base image {STANDIN_BASE} from Debian {DEBIAN_SUITE}")
-        runtime.import_rootfs(debian_rootfs(runtime), STANDIN_BASE,
-                              ['ENV LANG=C.UTF-8', 'CMD ["python3"]'])
+        runtime.import_rootfs(
+            debian_rootfs(runtime), STANDIN_BASE, ["ENV LANG=C.UTF-8", 'CMD ["python3"]']
+        )
     if variable == "PYTHON_IMAGE":
         runtime.tag(STANDIN_BASE, target)  # Debian's python3 (3.13) is the stand-in
         return
     name = target.rsplit("/", 1)[1].split(":")[0]
     runtime.log(f"building stand-in {target}")
-    runtime.build(context=STANDINS_DIR, containerfile=STANDINS_DIR / f"{name}.Containerfile",
-                  tag=target, build_args={"BASE_IMAGE": STANDIN_BASE})  # apt over http: no CA
+    runtime.build(
+        context=STANDINS_DIR,
+        containerfile=STANDINS_DIR / f"{name}.Containerfile",
+        tag=target,
+        build_args={"BASE_IMAGE": STANDIN_BASE},
+    )  # apt over http: no CA
 
 
 def debian_rootfs(runtime: Runtime) -> Path:
@@ -111,20 +122,40 @@ def debian_rootfs(runtime: Runtime) -> Path:
     partial = tarball.with_name(f"{tarball.stem}.partial.tar")
     if os.geteuid() == 0 and shutil.which("debootstrap"):
         with tempfile.TemporaryDirectory(prefix="djstack-rootfs-") as root:
-            runtime.run(["debootstrap", "--variant=minbase", f"--include={DEBIAN_PACKAGES}",
-                         DEBIAN_SUITE, root, mirror], capture=True)
+            runtime.run(
+                [
+                    "debootstrap",
+                    "--variant=minbase",
+                    f"--include={DEBIAN_PACKAGES}",
+                    DEBIAN_SUITE,
+                    root,
+                    mirror,
+                ],
+                capture=True,
+            )
             for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
                 for path in Path(root, leftover).glob("*"):
                     if path.is_file():
                         path.unlink()
             runtime.run(["tar", "-C", root, "-cf", str(partial), "."], quiet=True)
     elif shutil.which("mmdebstrap"):
-        runtime.run(["mmdebstrap", "--mode=unshare", "--variant=minbase",
-                     f"--include={DEBIAN_PACKAGES}", DEBIAN_SUITE, str(partial), mirror],
-                    capture=True)
+        runtime.run(
+            [
+                "mmdebstrap",
+                "--mode=unshare",
+                "--variant=minbase",
+                f"--include={DEBIAN_PACKAGES}",
+                DEBIAN_SUITE,
+                str(partial),
+                mirror,
+            ],
+            capture=True,
+        )
     else:
-        raise StackError("no registry is reachable and stand-in images cannot be built: "
-                         "install debootstrap (as root) or mmdebstrap, or make docker.io reachable")
+        raise StackError(
+            "no registry is reachable and stand-in images cannot be built: "
+            "install debootstrap (as root) or mmdebstrap, or make docker.io reachable"
+        )
     partial.rename(tarball)
     return tarball
 
@@ -136,25 +167,41 @@ def inputs_digest(root: Path, python_image: str, files: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _ensure_image(runtime: Runtime, config: StackConfig, *, tag: str, target: str,
-                  inputs: list[str], build_args: dict[str, str], force: bool,
-                  seeded: bool = False, no_cache: bool = False) -> bool:
+def _ensure_image(
+    runtime: Runtime,
+    config: StackConfig,
+    *,
+    tag: str,
+    target: str,
+    inputs: list[str],
+    build_args: dict[str, str],
+    force: bool,
+    seeded: bool = False,
+    no_cache: bool = False,
+) -> bool:
     """Build unless an image with the same inputs exists here or in another engine
     (`seeded`: pass the dependency seed, worked out only when a build is due)."""
     digest = inputs_digest(config.root, config.values["PYTHON_IMAGE"], inputs)
     previous = runtime.image_facts(tag)[1]
-    if not force and (previous.get(APP_INPUTS_LABEL) == digest
-                      or copy_from_other_engine(runtime, tag, APP_INPUTS_LABEL, digest)):
+    if not force and (
+        previous.get(APP_INPUTS_LABEL) == digest
+        or copy_from_other_engine(runtime, tag, APP_INPUTS_LABEL, digest)
+    ):
         return False
     labels = {APP_INPUTS_LABEL: digest}
     if seeded:
         seed = dependency_seed(config.root / "uv.lock", previous.get(DEPS_SEED_LABEL))
         build_args, labels[DEPS_SEED_LABEL] = {**build_args, "DEPS_SEED": seed}, seed
-    runtime.build(context=config.root, containerfile=config.root / "Containerfile", tag=tag,
-                  target=target,
-                  build_args={"PYTHON_IMAGE": config.values["PYTHON_IMAGE"], **build_args},
-                  labels=labels, ca_bundle=ca_bundle_path(config.values.get("CA_BUNDLE")),
-                  no_cache=no_cache)
+    runtime.build(
+        context=config.root,
+        containerfile=config.root / "Containerfile",
+        tag=tag,
+        target=target,
+        build_args={"PYTHON_IMAGE": config.values["PYTHON_IMAGE"], **build_args},
+        labels=labels,
+        ca_bundle=ca_bundle_path(config.values.get("CA_BUNDLE")),
+        no_cache=no_cache,
+    )
     return True
 
 
@@ -165,25 +212,45 @@ def app_image_up_to_date(runtime: Runtime, config: StackConfig) -> str | None:
     return image_id if labels.get(APP_INPUTS_LABEL) == digest else None
 
 
-def ensure_app_image(runtime: Runtime, config: StackConfig, *, force: bool = False,
-                     target: str = "dev", tag: str | None = None, no_cache: bool = False) -> bool:
+def ensure_app_image(
+    runtime: Runtime,
+    config: StackConfig,
+    *,
+    force: bool = False,
+    target: str = "dev",
+    tag: str | None = None,
+    no_cache: bool = False,
+) -> bool:
     """The dev image: rebuilt only when its dependency inputs change (the source is mounted)."""
     if target == "prod":
         ensure_prod_image(runtime, config, tag=tag)
         return True
-    return _ensure_image(runtime, config, tag=tag or config.values["APP_IMAGE"], target=target,
-                         inputs=list(APP_INPUTS), build_args={}, force=force, seeded=True,
-                         no_cache=no_cache)
+    return _ensure_image(
+        runtime,
+        config,
+        tag=tag or config.values["APP_IMAGE"],
+        target=target,
+        inputs=list(APP_INPUTS),
+        build_args={},
+        force=force,
+        seeded=True,
+        no_cache=no_cache,
+    )
 
 
 # --- the dependency seed (Containerfile, stage deps-dev) -----------------------------------
 DEPS_SEED_LABEL = "io.djstack.deps-seed"
 # Where the dev image runs: markers in uv.lock are evaluated for it.
 IMAGE_MARKER_ENVIRONMENT = {
-    "os_name": "posix", "sys_platform": "linux", "platform_system": "Linux",
-    "platform_machine": "x86_64", "implementation_name": "cpython",
-    "platform_python_implementation": "CPython", "python_version": "3.13",
-    "python_full_version": "3.13.0", "implementation_version": "3.13.0",
+    "os_name": "posix",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "python_version": "3.13",
+    "python_full_version": "3.13.0",
+    "implementation_version": "3.13.0",
 }
 
 
@@ -204,11 +271,18 @@ def add_dependency(runtime: Runtime, config: StackConfig, requirement: str) -> N
     pyproject.toml and uv.lock are rewritten (uv comes with the host group)."""
     uv = find_tool("uv")
     if not uv:
-        raise StackError("adding a dependency needs uv (the host group installs it: run "
-                         "`python3 noxfile.py ...`)")
+        raise StackError(
+            "adding a dependency needs uv (the host group installs it: run "
+            "`python3 noxfile.py ...`)"
+        )
     ca = ca_bundle_path(config.values.get("CA_BUNDLE"))
-    runtime.run([uv, "add", "--no-sync", requirement], cwd=config.root, capture=True,
-                quiet=True, env={**os.environ, **({"SSL_CERT_FILE": ca} if ca else {})})
+    runtime.run(
+        [uv, "add", "--no-sync", requirement],
+        cwd=config.root,
+        capture=True,
+        quiet=True,
+        env={**os.environ, **({"SSL_CERT_FILE": ca} if ca else {})},
+    )
 
 
 def locked_pins(lock: Path) -> list[str]:
@@ -218,17 +292,34 @@ def locked_pins(lock: Path) -> list[str]:
 
     uv = find_tool("uv")
     if not uv:
-        raise StackError("the dependency seed needs uv (the host group installs it: run "
-                         "`python3 noxfile.py ...`)")
-    result = subprocess.run([uv, "export", "--frozen", "--no-hashes", "--no-header",
-                             "--no-annotate", "--no-emit-project", "--group", "dev"],
-                            cwd=lock.parent, capture_output=True, text=True)
+        raise StackError(
+            "the dependency seed needs uv (the host group installs it: run "
+            "`python3 noxfile.py ...`)"
+        )
+    result = subprocess.run(
+        [
+            uv,
+            "export",
+            "--frozen",
+            "--no-hashes",
+            "--no-header",
+            "--no-annotate",
+            "--no-emit-project",
+            "--group",
+            "dev",
+        ],
+        cwd=lock.parent,
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise StackError(f"`uv export` could not read {lock}: {result.stderr.strip()}")
     pins = []
     for line in result.stdout.splitlines():
         requirement, _, marker = line.partition(";")
-        if requirement.strip() and (not marker or Marker(marker).evaluate(IMAGE_MARKER_ENVIRONMENT)):
+        if requirement.strip() and (
+            not marker or Marker(marker).evaluate(IMAGE_MARKER_ENVIRONMENT)
+        ):
             pins.append(requirement.strip())
     return sorted(pins)
 
@@ -236,15 +327,19 @@ def locked_pins(lock: Path) -> list[str]:
 def ensure_prod_image(runtime: Runtime, config: StackConfig, *, tag: str | None = None) -> None:
     """The prod image bakes the source in: built every time, the layer cache makes an
     unchanged tree quick (the engine compares the build context, filtered by its ignore file)."""
-    runtime.build(context=config.root, containerfile=config.root / "Containerfile",
-                  tag=tag or config.values["PROD_IMAGE"], target="prod",
-                  build_args={"PYTHON_IMAGE": config.values["PYTHON_IMAGE"],
-                              **oci_build_args(config.root)},
-                  ca_bundle=ca_bundle_path(config.values.get("CA_BUNDLE")))
+    runtime.build(
+        context=config.root,
+        containerfile=config.root / "Containerfile",
+        tag=tag or config.values["PROD_IMAGE"],
+        target="prod",
+        build_args={"PYTHON_IMAGE": config.values["PYTHON_IMAGE"], **oci_build_args(config.root)},
+        ca_bundle=ca_bundle_path(config.values.get("CA_BUNDLE")),
+    )
 
 
 def oci_build_args(root: Path) -> dict[str, str]:
     """Values for the OCI labels of the prod image (see the Containerfile's prod stage)."""
+
     def git(*args: str) -> str:
         result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
         return result.stdout.strip() if result.returncode == 0 else ""

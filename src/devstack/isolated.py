@@ -10,18 +10,31 @@ from pathlib import Path
 from .config import PORT_VARIABLES, StackConfig
 from .net import free_port
 
-COPIED = ("compose.yaml", "Containerfile", "pyproject.toml", "uv.lock", ".containerignore",
-          ".dockerignore", ".env", "src", "settings", "tests")
+COPIED = (
+    "compose.yaml",
+    "Containerfile",
+    "pyproject.toml",
+    "uv.lock",
+    ".containerignore",
+    ".dockerignore",
+    ".env",
+    "src",
+    "settings",
+    "tests",
+)
 IMAGE_VARIABLES = ("APP_IMAGE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE")
 
 
 def isolated_overrides(source: StackConfig, name: str, **extra: str) -> dict[str, str]:
     """Values for a stack beside the developer's: its own name (so its own volumes), free
     ports on 127.0.0.1, and the developer's images (built once, reused)."""
-    return {"STACK_NAME": name, "BIND_ADDRESS": "127.0.0.1",
-            **{variable: str(free_port()) for variable in PORT_VARIABLES.values()},
-            **{variable: source.values[variable] for variable in IMAGE_VARIABLES},
-            **extra}
+    return {
+        "STACK_NAME": name,
+        "BIND_ADDRESS": "127.0.0.1",
+        **{variable: str(free_port()) for variable in PORT_VARIABLES.values()},
+        **{variable: source.values[variable] for variable in IMAGE_VARIABLES},
+        **extra,
+    }
 
 
 def checkout_copy(source: Path, prefix: str) -> Path:

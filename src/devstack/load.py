@@ -26,8 +26,14 @@ class LoadResult:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
-def run_load(base_url: str, tokens: list[str], *, clients: int, requests_per_client: int,
-             write_every: int = 4) -> LoadResult:
+def run_load(
+    base_url: str,
+    tokens: list[str],
+    *,
+    clients: int,
+    requests_per_client: int,
+    write_every: int = 4,
+) -> LoadResult:
     """Client n sends `requests_per_client` requests with token n % len(tokens): every
     `write_every`-th a POST, the others a page of the list or one of its own notes."""
     address = urlsplit(base_url)
@@ -38,8 +44,11 @@ def run_load(base_url: str, tokens: list[str], *, clients: int, requests_per_cli
 
     def client(number: int) -> None:
         connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
-        headers = {"Authorization": f"Token {tokens[number % len(tokens)]}",
-                   "Content-Type": "application/json", "Accept": "application/json"}
+        headers = {
+            "Authorization": f"Token {tokens[number % len(tokens)]}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
         mine: list[int] = []
         for sequence in range(requests_per_client):
             if sequence % write_every == 0:

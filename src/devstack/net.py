@@ -31,14 +31,18 @@ def port_in_use(address: str, port: int) -> bool:
     return False
 
 
-def http(method: str, url: str, body: dict | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int | None, str]:
+def http(
+    method: str, url: str, body: dict | None = None, headers: dict[str, str] | None = None
+) -> tuple[int | None, str]:
     """(status, body); (None, why) when nothing complete came back. A response cut off
     mid-way (a dev server restarting after an edit) counts as no answer, not as an error."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json",
-                                              **(headers or {})})
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, response.read().decode()
@@ -48,8 +52,9 @@ def http(method: str, url: str, body: dict | None = None,
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def poll(check: Callable[[], tuple[bool, str]], timeout: float,
-         interval: float = 0.05) -> tuple[bool, str, float]:
+def poll(
+    check: Callable[[], tuple[bool, str]], timeout: float, interval: float = 0.05
+) -> tuple[bool, str, float]:
     """Call `check` until it says ok or `timeout` passes: (ok, last detail, seconds)."""
     started = time.monotonic()
     while True:
@@ -60,12 +65,18 @@ def poll(check: Callable[[], tuple[bool, str]], timeout: float,
         time.sleep(interval)
 
 
-def postgres_answers(host: str, port: int, user: str, database: str,
-                     timeout: float = 2) -> tuple[bool, str]:
+def postgres_answers(
+    host: str, port: int, user: str, database: str, timeout: float = 2
+) -> tuple[bool, str]:
     """What pg_isready checks: the server reads a startup packet and asks for a password
     ("R"), or says why it cannot take connections yet ("E", e.g. still starting up)."""
-    params = b"".join(key + b"\0" + value.encode() + b"\0"
-                      for key, value in ((b"user", user), (b"database", database))) + b"\0"
+    params = (
+        b"".join(
+            key + b"\0" + value.encode() + b"\0"
+            for key, value in ((b"user", user), (b"database", database))
+        )
+        + b"\0"
+    )
     packet = struct.pack("!ii", 8 + len(params), 3 << 16) + params  # protocol 3.0
     try:
         with socket.create_connection((host, port), timeout=timeout) as connection:

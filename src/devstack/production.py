@@ -13,20 +13,23 @@ from dataclasses import dataclass
 
 from .config import StackConfig
 from .images import ensure_base_images, ensure_prod_image
+from .net import free_port
 from .runtime import Runtime
 from .stack import Stack
-from .net import free_port
 
 
 def prod_config(source: StackConfig) -> StackConfig:
     """The developer's configuration, as its own project with ports of its own."""
-    return StackConfig.load(source.root, overrides={
-        "STACK_NAME": f"{source.project}-prod",
-        "PROD_IMAGE": source.values["PROD_IMAGE"],
-        "DB_PORT": str(free_port()),
-        "REDIS_PORT": str(free_port()),
-        "PROD_SECRET_KEY": source.values.get("PROD_SECRET_KEY") or secrets.token_urlsafe(50),
-    })
+    return StackConfig.load(
+        source.root,
+        overrides={
+            "STACK_NAME": f"{source.project}-prod",
+            "PROD_IMAGE": source.values["PROD_IMAGE"],
+            "DB_PORT": str(free_port()),
+            "REDIS_PORT": str(free_port()),
+            "PROD_SECRET_KEY": source.values.get("PROD_SECRET_KEY") or secrets.token_urlsafe(50),
+        },
+    )
 
 
 @dataclass
@@ -67,5 +70,8 @@ class ProdStack(Stack):
             self.runtime.remove_volumes(self.config.volume_names())
 
     def urls(self) -> dict[str, str]:
-        return {"App": f"{self.app_url}/", "Health": f"{self.app_url}/api/v1/health/",
-                "API docs": f"{self.app_url}/api/v1/docs/"}
+        return {
+            "App": f"{self.app_url}/",
+            "Health": f"{self.app_url}/api/v1/health/",
+            "API docs": f"{self.app_url}/api/v1/docs/",
+        }

@@ -84,14 +84,18 @@ class Runtime:
         except FileNotFoundError:
             raise StackError(f"{args[0]} is not installed or not on PATH") from None
         except subprocess.TimeoutExpired:
-            raise StackError(f"`{' '.join(args[:4])} ...` did not finish within {timeout:g}s "
-                             "(its output is above, or in `nox -s logs`)") from None
+            raise StackError(
+                f"`{' '.join(args[:4])} ...` did not finish within {timeout:g}s "
+                "(its output is above, or in `nox -s logs`)"
+            ) from None
         if check and result.returncode != 0:
             detail = ""
             if capture:
                 tail = (result.stderr or result.stdout or b"").decode(errors="replace").strip()
                 detail = f": {tail.splitlines()[-1]}" if tail else ""
-            raise StackError(f"`{' '.join(args[:4])} ...` failed with exit code {result.returncode}{detail}")
+            raise StackError(
+                f"`{' '.join(args[:4])} ...` failed with exit code {result.returncode}{detail}"
+            )
         return result
 
     def engine_cmd(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -118,8 +122,14 @@ class Runtime:
     def image_facts(self, image: str) -> tuple[str | None, dict[str, str]]:
         """The image's ID and labels, from one inspect: (None, {}) when it does not exist."""
         result = self.engine_cmd(
-            "image", "inspect", "--format", "{{.Id}} {{json .Config.Labels}}", image,
-            capture=True, check=False, quiet=True,
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}} {{json .Config.Labels}}",
+            image,
+            capture=True,
+            check=False,
+            quiet=True,
         )
         if result.returncode != 0 or not result.stdout.strip():
             return None, {}
@@ -155,8 +165,14 @@ class Runtime:
         if ca_bundle:
             # Trusted only during RUN steps (PIP_CERT / SSL_CERT_FILE): never in a layer.
             options += ["--secret", f"id=ca,src={ca_bundle}"]
-        self.engine_cmd("build", "-f", str(containerfile), *options, str(context),
-                        env={**os.environ, **self.build_env})
+        self.engine_cmd(
+            "build",
+            "-f",
+            str(containerfile),
+            *options,
+            str(context),
+            env={**os.environ, **self.build_env},
+        )
 
     def import_rootfs(self, tarball: Path, tag: str, changes: Sequence[str]) -> None:
         args = ["import"]
@@ -164,11 +180,14 @@ class Runtime:
             args += ["--change", change]
         with tarball.open("rb") as stream:
             self.log(f"$ {' '.join(self.engine)} import ... {tarball} {tag}")
-            result = subprocess.run([*self.engine, *args, "-", tag], stdin=stream,
-                                    capture_output=True)
+            result = subprocess.run(
+                [*self.engine, *args, "-", tag], stdin=stream, capture_output=True
+            )
         if result.returncode != 0:
-            raise StackError(f"importing {tarball} as {tag} failed: "
-                             f"{result.stderr.decode(errors='replace').strip()}")
+            raise StackError(
+                f"importing {tarball} as {tag} failed: "
+                f"{result.stderr.decode(errors='replace').strip()}"
+            )
 
     def tag(self, image: str, new_name: str) -> None:
         self.engine_cmd("tag", image, new_name, quiet=True)
@@ -188,8 +207,9 @@ class Runtime:
     def check_working(self, *, chosen: bool = False) -> None:
         """Fail with one line when the engine is installed but cannot run containers
         (`chosen`: named by CONTAINER_RUNTIME, so there is no other engine to fall back to)."""
-        result = self.engine_cmd("info", "--format", self.info_format, capture=True,
-                                 check=False, quiet=True)
+        result = self.engine_cmd(
+            "info", "--format", self.info_format, capture=True, check=False, quiet=True
+        )
         if result.returncode != 0:
             raise StackError(self.not_working_hint(_last_error_line(result)))
         self.read_info(result.stdout.decode().strip())
@@ -203,29 +223,50 @@ class Runtime:
     # --- daily workflow (workflow.py, snapshots.py, bench.py) ----------------------------
     def containers(self, project: str) -> list[Container]:
         """Every container of the compose project, running or not, from `inspect`."""
-        ids = self.engine_cmd("ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={project}",
-                              capture=True, check=False, quiet=True).stdout.decode().split()
+        ids = (
+            self.engine_cmd(
+                "ps",
+                "-a",
+                "-q",
+                "--filter",
+                f"label=com.docker.compose.project={project}",
+                capture=True,
+                check=False,
+                quiet=True,
+            )
+            .stdout.decode()
+            .split()
+        )
         if not ids:
             return []
         result = self.engine_cmd("inspect", *ids, capture=True, check=False, quiet=True)
         found = []
         for item in json.loads(result.stdout or b"[]") or []:
             labels = (item.get("Config") or {}).get("Labels") or {}
-            ports = [f"{b.get('HostIp') or '0.0.0.0'}:{b['HostPort']}->{inner}"
-                     for inner, bindings in sorted(((item.get("NetworkSettings") or {})
-                                                    .get("Ports") or {}).items())
-                     for b in bindings or [] if b.get("HostPort")]
-            found.append(Container(service=labels.get("com.docker.compose.service", ""),
-                                   name=item.get("Name", "").lstrip("/"),
-                                   state=(item.get("State") or {}).get("Status", "unknown"),
-                                   ports=ports,
-                                   image=str(item.get("Image", "")).removeprefix("sha256:"),
-                                   labels=labels,
-                                   id=str(item.get("Id", ""))))
+            ports = [
+                f"{b.get('HostIp') or '0.0.0.0'}:{b['HostPort']}->{inner}"
+                for inner, bindings in sorted(
+                    ((item.get("NetworkSettings") or {}).get("Ports") or {}).items()
+                )
+                for b in bindings or []
+                if b.get("HostPort")
+            ]
+            found.append(
+                Container(
+                    service=labels.get("com.docker.compose.service", ""),
+                    name=item.get("Name", "").lstrip("/"),
+                    state=(item.get("State") or {}).get("Status", "unknown"),
+                    ports=ports,
+                    image=str(item.get("Image", "")).removeprefix("sha256:"),
+                    labels=labels,
+                    id=str(item.get("Id", "")),
+                )
+            )
         return found
 
-    def compose_popen(self, project: str, compose_file: Path, *args: str,
-                      env: Mapping[str, str], **popen: object) -> subprocess.Popen:
+    def compose_popen(
+        self, project: str, compose_file: Path, *args: str, env: Mapping[str, str], **popen: object
+    ) -> subprocess.Popen:
         """A compose command with its pipes open, so dumps stream instead of sitting in memory."""
         command = [*self.compose_tool, "-p", project, "-f", str(compose_file), *args]
         try:
@@ -256,22 +297,40 @@ class Podman(Runtime):
 
     def containers(self, project: str) -> list[Container]:
         """Podman's `ps` JSON already holds what `inspect` would add: one call, not two."""
-        result = self.engine_cmd("ps", "-a", "--format", "json", "--filter",
-                                 f"label=com.docker.compose.project={project}",
-                                 capture=True, check=False, quiet=True)
+        result = self.engine_cmd(
+            "ps",
+            "-a",
+            "--format",
+            "json",
+            "--filter",
+            f"label=com.docker.compose.project={project}",
+            capture=True,
+            check=False,
+            quiet=True,
+        )
         if result.returncode != 0:
             raise StackError(self.not_working_hint(_last_error_line(result)))
         found = []
         for item in json.loads(result.stdout or b"[]") or []:
             labels = item.get("Labels") or {}
-            ports = [f"{p.get('host_ip') or '0.0.0.0'}:{p['host_port'] + i}->"
-                     f"{p['container_port'] + i}/{p.get('protocol', 'tcp')}"
-                     for p in item.get("Ports") or [] for i in range(p.get("range") or 1)]
+            ports = [
+                f"{p.get('host_ip') or '0.0.0.0'}:{p['host_port'] + i}->"
+                f"{p['container_port'] + i}/{p.get('protocol', 'tcp')}"
+                for p in item.get("Ports") or []
+                for i in range(p.get("range") or 1)
+            ]
             names = item.get("Names") or [""]
-            found.append(Container(service=labels.get("com.docker.compose.service", ""),
-                                   name=names[0], state=str(item.get("State", "unknown")),
-                                   ports=sorted(ports), image=item.get("ImageID", ""),
-                                   labels=labels, id=item.get("Id", "")))
+            found.append(
+                Container(
+                    service=labels.get("com.docker.compose.service", ""),
+                    name=names[0],
+                    state=str(item.get("State", "unknown")),
+                    ports=sorted(ports),
+                    image=item.get("ImageID", ""),
+                    labels=labels,
+                    id=item.get("Id", ""),
+                )
+            )
         return found
 
     def check_working(self, *, chosen: bool = False) -> None:
@@ -279,7 +338,8 @@ class Podman(Runtime):
         in 0.03 s where `info` takes 0.4 s; a remote one (macOS, CONTAINER_HOST) is asked.
         When chosen by name, even `ps` waits: the first listing of containers checks."""
         remote = sys.platform != "linux" or any(
-            os.environ.get(v) for v in ("CONTAINER_HOST", "CONTAINER_CONNECTION"))
+            os.environ.get(v) for v in ("CONTAINER_HOST", "CONTAINER_CONNECTION")
+        )
         if remote:
             return super().check_working()
         if not chosen:
@@ -308,14 +368,18 @@ class Podman(Runtime):
         return "rootless podman" if self.rootless else "podman"
 
     def not_working_hint(self, reason: str) -> str:
-        return (f"podman is installed but cannot run containers ({reason}); "
-                "see docs/troubleshooting.md#podman-does-not-start")
+        return (
+            f"podman is installed but cannot run containers ({reason}); "
+            "see docs/troubleshooting.md#podman-does-not-start"
+        )
 
 
 class Docker(Runtime):
     def not_working_hint(self, reason: str) -> str:
-        return (f"docker cannot reach its daemon ({reason}); start it "
-                "(`sudo systemctl start docker`, or open Docker Desktop) and retry")
+        return (
+            f"docker cannot reach its daemon ({reason}); start it "
+            "(`sudo systemctl start docker`, or open Docker Desktop) and retry"
+        )
 
 
 def _podman(log: Log) -> Runtime | None:
@@ -337,15 +401,21 @@ def _docker_can_buildkit(client: str) -> bool:
 
 
 def _docker(log: Log) -> Runtime | None:
-    clients = list(dict.fromkeys(
-        os.path.realpath(path) for folder in os.environ.get("PATH", "").split(os.pathsep)
-        if os.access(path := os.path.join(folder, "docker"), os.X_OK)))
+    clients = list(
+        dict.fromkeys(
+            os.path.realpath(path)
+            for folder in os.environ.get("PATH", "").split(os.pathsep)
+            if os.access(path := os.path.join(folder, "docker"), os.X_OK)
+        )
+    )
     if not clients:
         return None
     engine = next((client for client in clients if _docker_can_buildkit(client)), None)
     if engine is None:
-        raise StackError(f"the docker client ({clients[0]}) cannot build with BuildKit: install "
-                         "the buildx plugin (docker-buildx-plugin), then retry")
+        raise StackError(
+            f"the docker client ({clients[0]}) cannot build with BuildKit: install "
+            "the buildx plugin (docker-buildx-plugin), then retry"
+        )
     if subprocess.run([engine, "compose", "version"], capture_output=True).returncode == 0:
         compose = [engine, "compose"]
     elif find_tool("docker-compose"):
@@ -359,9 +429,9 @@ def _docker(log: Log) -> Runtime | None:
 FACTORIES: dict[str, Callable[[Log], Runtime | None]] = {"podman": _podman, "docker": _docker}
 MISSING_COMPOSE = {
     "podman": "podman-compose is missing: `pip install podman-compose` (or run "
-              "`python3 noxfile.py ...`, which installs it)",
+    "`python3 noxfile.py ...`, which installs it)",
     "docker": "docker has no compose tool: install the compose plugin (docker-compose-plugin) "
-              "or docker-compose",
+    "or docker-compose",
 }
 
 
@@ -379,12 +449,16 @@ def detect(preferred: str | None = None, log: Log = print) -> Runtime:
     """The runtime named by CONTAINER_RUNTIME, else the first one installed and working."""
     if preferred:
         if preferred not in FACTORIES:
-            raise StackError(f"CONTAINER_RUNTIME={preferred!r} is not supported: "
-                             f"use one of {', '.join(FACTORIES)}")
+            raise StackError(
+                f"CONTAINER_RUNTIME={preferred!r} is not supported: "
+                f"use one of {', '.join(FACTORIES)}"
+            )
         runtime = _working(preferred, log, chosen=True)
         if runtime is None:
-            raise StackError(f"CONTAINER_RUNTIME={preferred} but {preferred} is not installed; "
-                             "install it (see docs/runtimes.md) or choose another runtime")
+            raise StackError(
+                f"CONTAINER_RUNTIME={preferred} but {preferred} is not installed; "
+                "install it (see docs/runtimes.md) or choose another runtime"
+            )
         return runtime
     problems = []
     for name in FACTORIES:
@@ -397,8 +471,9 @@ def detect(preferred: str | None = None, log: Log = print) -> Runtime:
             return runtime
     if problems:
         raise StackError("; ".join(problems))
-    raise StackError("no container runtime found: install Podman or Docker "
-                     "(see docs/runtimes.md), then retry")
+    raise StackError(
+        "no container runtime found: install Podman or Docker (see docs/runtimes.md), then retry"
+    )
 
 
 def other_engines(current: Runtime) -> list[Runtime]:
@@ -426,7 +501,7 @@ def invoking_user() -> tuple[int, int]:
 
 def _shortened(arg: str, longest: int = 100) -> str:
     """An argument as logged: a long one (the dependency seed, ...) cut, with its length."""
-    return arg if len(arg) <= longest else f"{arg[:longest - 30]}... ({len(arg)} characters)"
+    return arg if len(arg) <= longest else f"{arg[: longest - 30]}... ({len(arg)} characters)"
 
 
 def _last_error_line(result: subprocess.CompletedProcess) -> str:
@@ -438,7 +513,8 @@ def ca_bundle_path(configured: str | None) -> str | None:
     """The CA bundle builds should trust (CA_BUNDLE, else the system's), if there is one."""
     if configured:
         if not Path(configured).is_file():
-            raise StackError(f"CA_BUNDLE={configured} is not a file; point it at a PEM bundle "
-                             "or unset it")
+            raise StackError(
+                f"CA_BUNDLE={configured} is not a file; point it at a PEM bundle or unset it"
+            )
         return configured
     return next((path for path in CA_BUNDLE_CANDIDATES if Path(path).is_file()), None)

@@ -66,11 +66,21 @@ def list_snapshots(config: StackConfig) -> list[Snapshot]:
         except ValueError:
             meta = {}
         stat = path.stat()
-        created = (datetime.fromisoformat(meta["created"]) if "created" in meta
-                   else datetime.fromtimestamp(stat.st_mtime).astimezone())
-        found.append(Snapshot(name=path.name[: -len(SUFFIX)], path=path, created=created,
-                              size=stat.st_size, database=meta.get("database", "?"),
-                              stack=meta.get("stack", "?")))
+        created = (
+            datetime.fromisoformat(meta["created"])
+            if "created" in meta
+            else datetime.fromtimestamp(stat.st_mtime).astimezone()
+        )
+        found.append(
+            Snapshot(
+                name=path.name[: -len(SUFFIX)],
+                path=path,
+                created=created,
+                size=stat.st_size,
+                database=meta.get("database", "?"),
+                stack=meta.get("stack", "?"),
+            )
+        )
     return sorted(found, key=lambda s: s.created)
 
 
@@ -80,8 +90,10 @@ def find(config: StackConfig, name: str) -> Snapshot:
             return snapshot
     names = [s.name for s in list_snapshots(config)]
     known = f"; there are: {', '.join(names[-5:])}" if names else "; there are none yet"
-    raise StackError(f"no snapshot named {name!r} in {snapshot_dir(config)}{known} "
-                     "(`nox -s snapshots` lists them)")
+    raise StackError(
+        f"no snapshot named {name!r} in {snapshot_dir(config)}{known} "
+        "(`nox -s snapshots` lists them)"
+    )
 
 
 def human_size(size: float) -> str:
@@ -95,9 +107,19 @@ def human_size(size: float) -> str:
 def snapshots_table(snapshots: Sequence[Snapshot]) -> str:
     from .workflow import table
 
-    return table(("name", "created", "size", "database", "stack"),
-                 [(s.name, s.created.strftime("%Y-%m-%d %H:%M:%S"), human_size(s.size),
-                   s.database, s.stack) for s in snapshots])
+    return table(
+        ("name", "created", "size", "database", "stack"),
+        [
+            (
+                s.name,
+                s.created.strftime("%Y-%m-%d %H:%M:%S"),
+                human_size(s.size),
+                s.database,
+                s.stack,
+            )
+            for s in snapshots
+        ],
+    )
 
 
 # --- taking and exporting ----------------------------------------------------------------
@@ -107,21 +129,37 @@ def take(stack: Stack, name: str | None = None) -> Snapshot:
     created = datetime.now().astimezone()
     name = name or created.strftime("%Y%m%d-%H%M%S")
     if not NAME.fullmatch(name):
-        raise StackError(f"snapshot name {name!r} is not valid: use letters, digits, '.', '_' "
-                         "and '-' (up to 80), starting with a letter or digit")
+        raise StackError(
+            f"snapshot name {name!r} is not valid: use letters, digits, '.', '_' "
+            "and '-' (up to 80), starting with a letter or digit"
+        )
     directory = snapshot_dir(config)
     path = directory / f"{name}{SUFFIX}"
     if path.exists():
-        raise StackError(f"snapshot {name!r} already exists ({path}): choose another name, "
-                         "or delete that file first")
+        raise StackError(
+            f"snapshot {name!r} already exists ({path}): choose another name, "
+            "or delete that file first"
+        )
     stack.require_running("db")
     directory.mkdir(parents=True, exist_ok=True)
-    _dump(stack, ["pg_dump", "-U", values["POSTGRES_USER"], "-d", values["POSTGRES_DB"],
-                  "--format=custom"], path)
-    path.with_suffix(".json").write_text(json.dumps({
-        "name": name, "created": created.isoformat(), "database": values["POSTGRES_DB"],
-        "stack": config.project, "format": "pg_dump custom (pg_restore reads it)",
-    }, indent=2) + "\n")
+    _dump(
+        stack,
+        ["pg_dump", "-U", values["POSTGRES_USER"], "-d", values["POSTGRES_DB"], "--format=custom"],
+        path,
+    )
+    path.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "name": name,
+                "created": created.isoformat(),
+                "database": values["POSTGRES_DB"],
+                "stack": config.project,
+                "format": "pg_dump custom (pg_restore reads it)",
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return find(config, name)
 
 
@@ -138,8 +176,20 @@ def export_sql(stack: Stack, file: str | None = None) -> Path:
     stack.require_running("db")
     path.parent.mkdir(parents=True, exist_ok=True)
     # No owners or grants: the file loads into any database, whoever owns it there.
-    _dump(stack, ["pg_dump", "-U", values["POSTGRES_USER"], "-d", values["POSTGRES_DB"],
-                  "--no-owner", "--no-privileges"], path, compress=path.name.endswith(".gz"))
+    _dump(
+        stack,
+        [
+            "pg_dump",
+            "-U",
+            values["POSTGRES_USER"],
+            "-d",
+            values["POSTGRES_DB"],
+            "--no-owner",
+            "--no-privileges",
+        ],
+        path,
+        compress=path.name.endswith(".gz"),
+    )
     return path
 
 
@@ -148,16 +198,22 @@ def _dump(stack: Stack, command: list[str], target: Path, *, compress: bool = Fa
     try:
         with tempfile.TemporaryFile() as errors:
             with partial.open("wb") as out:
-                process = stack.exec_stream("db", *command, stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.PIPE if compress else out,
-                                            stderr=errors)
+                process = stack.exec_stream(
+                    "db",
+                    *command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE if compress else out,
+                    stderr=errors,
+                )
                 if compress:
                     with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as packed:
                         shutil.copyfileobj(process.stdout, packed, CHUNK)
                 code = process.wait()
             if code != 0 or partial.stat().st_size == 0:
-                raise StackError(f"{command[0]} failed with exit code {code} "
-                                 f"({_error_line(errors)}); nothing was written to {target}")
+                raise StackError(
+                    f"{command[0]} failed with exit code {code} "
+                    f"({_error_line(errors)}); nothing was written to {target}"
+                )
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
@@ -167,38 +223,65 @@ def _dump(stack: Stack, command: list[str], target: Path, *, compress: bool = Fa
 def restore(stack: Stack, name: str, *, yes: bool, confirm: Confirm | None) -> bool:
     """Replace the database with a snapshot's contents; False when the person said no."""
     snapshot = find(stack.config, name)
-    return _replace_from(stack, snapshot.path, f"restoring {name!r}", yes, confirm,
-                         rerun=f"nox -s restore -- {name} --yes",
-                         load=["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error"])
+    return _replace_from(
+        stack,
+        snapshot.path,
+        f"restoring {name!r}",
+        yes,
+        confirm,
+        rerun=f"nox -s restore -- {name} --yes",
+        load=["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error"],
+    )
 
 
 def import_sql(stack: Stack, file: str, *, yes: bool, confirm: Confirm | None) -> bool:
     """Replace the database with a plain or gzipped SQL file; False when the person said no."""
     path = Path(file).expanduser()
     if not path.is_file():
-        raise StackError(f"{file}: no such file; give a .sql or .sql.gz file "
-                         "(`nox -s db-export` makes one)")
-    return _replace_from(stack, path, f"importing {path.name}", yes, confirm,
-                         rerun=f"nox -s db-import -- {file} --yes",
-                         load=["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"])
+        raise StackError(
+            f"{file}: no such file; give a .sql or .sql.gz file (`nox -s db-export` makes one)"
+        )
+    return _replace_from(
+        stack,
+        path,
+        f"importing {path.name}",
+        yes,
+        confirm,
+        rerun=f"nox -s db-import -- {file} --yes",
+        load=["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"],
+    )
 
 
-def _replace_from(stack: Stack, source: Path, action: str, yes: bool, confirm: Confirm | None,
-                  *, rerun: str, load: list[str]) -> bool:
+def _replace_from(
+    stack: Stack,
+    source: Path,
+    action: str,
+    yes: bool,
+    confirm: Confirm | None,
+    *,
+    rerun: str,
+    load: list[str],
+) -> bool:
     """Load `source` with the `load` command into a new database and swap it in."""
     stack.require_running("db")
     if not _may_replace(stack, action, yes, confirm, rerun=rerun):
         return False
     user = stack.config.values["POSTGRES_USER"]
-    _replace_database(stack, lambda database: _load(
-        stack, [*load, "-U", user, "--single-transaction", "-d", database], source))
+    _replace_database(
+        stack,
+        lambda database: _load(
+            stack, [*load, "-U", user, "--single-transaction", "-d", database], source
+        ),
+    )
     return True
 
 
 def tables_with_data(stack: Stack, database: str | None = None) -> list[str]:
     """Tables of the database that hold at least one row (migration bookkeeping aside)."""
     skipped = ", ".join(_literal(name) for name in BOOKKEEPING_TABLES)
-    result = psql(stack, f"""
+    result = psql(
+        stack,
+        f"""
         SELECT CASE WHEN schemaname = 'public' THEN quote_ident(tablename)
                     ELSE format('%I.%I', schemaname, tablename) END
         FROM pg_tables
@@ -207,23 +290,43 @@ def tables_with_data(stack: Stack, database: str | None = None) -> list[str]:
           AND (xpath('/row/x/text()', query_to_xml(
                  format('SELECT EXISTS (SELECT 1 FROM %I.%I) AS x', schemaname, tablename),
                  false, true, '')))[1]::text = 'true'
-        ORDER BY 1;""", database=database)
+        ORDER BY 1;""",
+        database=database,
+    )
     return [line for line in result.stdout.decode().splitlines() if line.strip()]
 
 
 def psql(stack: Stack, sql: str, *, database: str | None = None, check: bool = True):
     values = stack.config.values
-    result = stack.exec("db", "psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1",
-                        "-U", values["POSTGRES_USER"], "-d", database or values["POSTGRES_DB"],
-                        input=sql.encode(), capture=True, check=False, quiet=True, timeout=120)
+    result = stack.exec(
+        "db",
+        "psql",
+        "-X",
+        "-q",
+        "-tA",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-U",
+        values["POSTGRES_USER"],
+        "-d",
+        database or values["POSTGRES_DB"],
+        input=sql.encode(),
+        capture=True,
+        check=False,
+        quiet=True,
+        timeout=120,
+    )
     if check and result.returncode != 0:
-        raise StackError(f"psql on database {database or values['POSTGRES_DB']} failed: "
-                         f"{_first_error(result.stderr.decode(errors='replace'))}")
+        raise StackError(
+            f"psql on database {database or values['POSTGRES_DB']} failed: "
+            f"{_first_error(result.stderr.decode(errors='replace'))}"
+        )
     return result
 
 
-def _may_replace(stack: Stack, action: str, yes: bool, confirm: Confirm | None, *,
-                 rerun: str) -> bool:
+def _may_replace(
+    stack: Stack, action: str, yes: bool, confirm: Confirm | None, *, rerun: str
+) -> bool:
     if yes:
         return True
     tables = tables_with_data(stack)
@@ -232,10 +335,13 @@ def _may_replace(stack: Stack, action: str, yes: bool, confirm: Confirm | None, 
     database = stack.config.values["POSTGRES_DB"]
     shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
     if confirm is not None:
-        return confirm(f"{action} replaces database {database!r}, which holds data "
-                       f"({shown}). Replace it?")
-    raise StackError(f"{action} would replace database {database!r}, which holds data ({shown}): "
-                     f"rerun with `{rerun}` to replace it (`nox -s snapshot` first keeps a copy)")
+        return confirm(
+            f"{action} replaces database {database!r}, which holds data ({shown}). Replace it?"
+        )
+    raise StackError(
+        f"{action} would replace database {database!r}, which holds data ({shown}): "
+        f"rerun with `{rerun}` to replace it (`nox -s snapshot` first keeps a copy)"
+    )
 
 
 def _replace_database(stack: Stack, load: Callable[[str], None]) -> None:
@@ -249,11 +355,17 @@ def _replace_database(stack: Stack, load: Callable[[str], None]) -> None:
     try:
         load(fresh)
     except BaseException:
-        psql(stack, f"DROP DATABASE IF EXISTS {db_fresh} WITH (FORCE);", database=maintenance,
-             check=False)
+        psql(
+            stack,
+            f"DROP DATABASE IF EXISTS {db_fresh} WITH (FORCE);",
+            database=maintenance,
+            check=False,
+        )
         raise
     others = f"datname = {_literal(database)} AND pid <> pg_backend_pid()"
-    swap = psql(stack, f"""
+    swap = psql(
+        stack,
+        f"""
         ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false;
         SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE {others};
         DO $swap$ BEGIN
@@ -266,37 +378,50 @@ def _replace_database(stack: Stack, load: Callable[[str], None]) -> None:
         BEGIN;
         ALTER DATABASE {db} RENAME TO {db_old};
         ALTER DATABASE {db_fresh} RENAME TO {db};
-        COMMIT;""", database=maintenance, check=False)
+        COMMIT;""",
+        database=maintenance,
+        check=False,
+    )
     if swap.returncode != 0:
-        psql(stack, f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true;\n"
-                    f"DROP DATABASE IF EXISTS {db_fresh} WITH (FORCE);",
-             database=maintenance, check=False)
-        raise StackError(f"swapping in the restored database failed "
-                         f"({_first_error(swap.stderr.decode(errors='replace'))}); "
-                         f"database {database!r} is unchanged")
+        psql(
+            stack,
+            f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true;\n"
+            f"DROP DATABASE IF EXISTS {db_fresh} WITH (FORCE);",
+            database=maintenance,
+            check=False,
+        )
+        raise StackError(
+            f"swapping in the restored database failed "
+            f"({_first_error(swap.stderr.decode(errors='replace'))}); "
+            f"database {database!r} is unchanged"
+        )
     closed = swap.stdout.decode().split()
     if closed and closed[0] not in ("", "0"):
         stack.log(f"closed {closed[0]} connection(s) to {database!r}; the app reconnects by itself")
-    dropped = psql(stack, f"DROP DATABASE {db_old} WITH (FORCE);", database=maintenance,
-                   check=False)
+    dropped = psql(
+        stack, f"DROP DATABASE {db_old} WITH (FORCE);", database=maintenance, check=False
+    )
     if dropped.returncode != 0:
-        stack.log(f"WARNING: the replaced database is left over as {old!r}: drop it with "
-                  f"`nox -s dbshell -- -d postgres -c 'DROP DATABASE \"{old}\"'`")
+        stack.log(
+            f"WARNING: the replaced database is left over as {old!r}: drop it with "
+            f"`nox -s dbshell -- -d postgres -c 'DROP DATABASE \"{old}\"'`"
+        )
 
 
 @contextmanager
 def _open_source(path: Path):
     with path.open("rb") as probe:
         packed = probe.read(2) == GZIP_MAGIC
-    with (gzip.open(path, "rb") if packed else path.open("rb")) as stream:
+    with gzip.open(path, "rb") if packed else path.open("rb") as stream:
         yield stream
 
 
 def _load(stack: Stack, command: list[str], source: Path) -> None:
     """Stream a file (gunzipped on the fly) into a command's stdin in the db container."""
     with tempfile.TemporaryFile() as errors, _open_source(source) as stream:
-        process = stack.exec_stream("db", *command, stdin=subprocess.PIPE,
-                                    stdout=subprocess.DEVNULL, stderr=errors)
+        process = stack.exec_stream(
+            "db", *command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors
+        )
         try:
             shutil.copyfileobj(stream, process.stdin, CHUNK)
         except BrokenPipeError:
@@ -313,8 +438,10 @@ def _load(stack: Stack, command: list[str], source: Path) -> None:
         code = process.wait()
         if code != 0:
             database = stack.config.values["POSTGRES_DB"]
-            raise StackError(f"loading {source.name} failed ({_error_line(errors)}); "
-                             f"database {database!r} is unchanged")
+            raise StackError(
+                f"loading {source.name} failed ({_error_line(errors)}); "
+                f"database {database!r} is unchanged"
+            )
 
 
 # --- small helpers -------------------------------------------------------------------------

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
-import json
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .config import (LEGACY_STACK_NAME, PORT_VARIABLES, PROD_PORT_VARIABLES, StackConfig,
-                     image_tags)
+from .config import LEGACY_STACK_NAME, PORT_VARIABLES, PROD_PORT_VARIABLES, StackConfig, image_tags
 from .errors import StackError
 from .images import app_image_up_to_date, ensure_app_image, ensure_base_images
 from .net import port_in_use, postgres_answers, redis_answers
@@ -51,9 +50,10 @@ class Stack:
         the app writes files into the tree as the tree's owner."""
         tree = self.config.root.stat()
         mapping = self.runtime.app_user_env(tree.st_uid, tree.st_gid)
-        env = {**self.config.compose_env(),
-               **{key: value for key, value in mapping.items()
-                  if not self.config.chosen_by_user(key)}}
+        env = {
+            **self.config.compose_env(),
+            **{key: value for key, value in mapping.items() if not self.config.chosen_by_user(key)},
+        }
         env["DJSTACK_CONFIG"] = self._digest(env)  # the containers' io.djstack.config label
         return env
 
@@ -66,8 +66,9 @@ class Stack:
         return digest.hexdigest()[:16]
 
     def compose(self, *args: str, **kwargs):
-        return self.runtime.compose(self.config.project, self.config.compose_file, *args,
-                                    env=self.compose_env(), **kwargs)
+        return self.runtime.compose(
+            self.config.project, self.config.compose_file, *args, env=self.compose_env(), **kwargs
+        )
 
     def exec(self, service: str, *command: str, workdir: str | None = None, **kwargs):
         where = ["-w", workdir] if workdir else []
@@ -81,7 +82,8 @@ class Stack:
             raise StackError(
                 f"stack {self.config.project} belongs to the checkout in {checkout_of(other)}, "
                 f"not to this one ({self.config.root}): set STACK_NAME=<another name> in "
-                f"{self.config.env_file} and retry")
+                f"{self.config.env_file} and retry"
+            )
         return {c.service: c for c in found}
 
     def is_ours(self, container: Container) -> bool:
@@ -108,17 +110,26 @@ class Stack:
         elif not found and name != LEGACY_STACK_NAME and "STACK_NAME" not in self.config.origin:
             legacy = self.runtime.containers(LEGACY_STACK_NAME)
             if legacy and all(self.is_ours(c) for c in legacy):
-                self.log(f"carrying on with stack {LEGACY_STACK_NAME}, made here before stack "
-                         "names followed the checkout")
+                self.log(
+                    f"carrying on with stack {LEGACY_STACK_NAME}, made here before stack "
+                    "names followed the checkout"
+                )
                 name, found = LEGACY_STACK_NAME, legacy
             elif not legacy and self.runtime.volume_exists(f"{LEGACY_STACK_NAME}_db-data"):
-                self.log(f"note: volumes of an earlier stack {LEGACY_STACK_NAME} exist; to use "
-                         f"its data here, set STACK_NAME={LEGACY_STACK_NAME} in "
-                         f"{self.config.env_file.name}")
+                self.log(
+                    f"note: volumes of an earlier stack {LEGACY_STACK_NAME} exist; to use "
+                    f"its data here, set STACK_NAME={LEGACY_STACK_NAME} in "
+                    f"{self.config.env_file.name}"
+                )
         if name != base:
             self.config.record({"STACK_NAME": name})
-            self.config.values.update({key: value for key, value in image_tags(name).items()
-                                       if not self.config.chosen_by_user(key)})
+            self.config.values.update(
+                {
+                    key: value
+                    for key, value in image_tags(name).items()
+                    if not self.config.chosen_by_user(key)
+                }
+            )
             self.log(f"STACK_NAME={name} recorded in {self.config.env_file.name}")
         return {c.service: c for c in found}
 
@@ -127,24 +138,27 @@ class Stack:
         ours. A default port another program holds moves to the next free one (recorded in
         .env; returns True); a port the user chose is theirs to change."""
         address = self.config.values["BIND_ADDRESS"]
-        moved = {}
+        moved, ours = {}, set().union(*map(published_ports, containers.values()))
         for service, variable in self.port_variables.items():
             port = int(self.config.values[variable])
-            if port in published_ports(containers.get(service)) or not port_in_use(address, port):
+            if port in ours or not port_in_use(address, port):
                 continue
             if self.config.chosen_by_user(variable):
                 raise StackError(
                     f"port {port} on {address} is already in use, so the {service} service "
                     f"cannot publish it: set {variable}=<free port> in {self.config.env_file.name}"
-                    f" (or stop what uses it) and retry")
+                    f" (or stop what uses it) and retry"
+                )
             others = (*PORT_VARIABLES.values(), *PROD_PORT_VARIABLES.values())
             taken = {int(self.config.values[v]) for v in others if v != variable}
             taken |= set(moved.values())
             while port_in_use(address, port) or port in taken:
                 port += 1
             moved[variable] = port
-            self.log(f"port {self.config.values[variable]} is taken: {service} publishes {port} "
-                     f"({variable}={port} recorded in {self.config.env_file.name})")
+            self.log(
+                f"port {self.config.values[variable]} is taken: {service} publishes {port} "
+                f"({variable}={port} recorded in {self.config.env_file.name})"
+            )
         if moved:
             self.config.record({key: str(value) for key, value in moved.items()})
         return bool(moved)
@@ -158,8 +172,9 @@ class Stack:
         The compose tool creates the containers; stopped current ones are started directly."""
         started = time.monotonic()
         containers = self.claimed_containers()
-        current = self.is_current(containers, self.config_digest(),
-                                  app_image_up_to_date(self.runtime, self.config))
+        current = self.is_current(
+            containers, self.config_digest(), app_image_up_to_date(self.runtime, self.config)
+        )
         if not (current and all(c.state == "running" for c in containers.values())):
             moved = self.preflight(containers)  # may move a busy default port: new containers
             if current and not moved:
@@ -175,11 +190,17 @@ class Stack:
         """`compose up -d`: containers made afresh where the configuration changed."""
         env = self.compose_env()
         self.log(f"the app runs as {describe_user(env['APP_USER'], env['APP_USERNS'])}")
-        changed = any(c.labels.get(CONFIG_LABEL) != env["DJSTACK_CONFIG"]
-                      for c in containers.values())
+        changed = any(
+            c.labels.get(CONFIG_LABEL) != env["DJSTACK_CONFIG"] for c in containers.values()
+        )
         # podman-compose does not notice every change of the values it interpolates.
-        self.compose("up", "-d", *(["--force-recreate"] if changed else []), capture=True,
-                     timeout=float(self.config.values["UP_TIMEOUT"]))
+        self.compose(
+            "up",
+            "-d",
+            *(["--force-recreate"] if changed else []),
+            capture=True,
+            timeout=float(self.config.values["UP_TIMEOUT"]),
+        )
         self.recreate_if_stale("app")
 
     def config_digest(self) -> str:
@@ -197,8 +218,10 @@ class Stack:
     def recreate_if_stale(self, service: str) -> None:
         """After a rebuild the tag moves on, but compose keeps the old container: replace it."""
         current = self.runtime.image_id(self.config.values[self.image_variable])
-        running = next((c.image for c in self.runtime.containers(self.config.project)
-                        if c.service == service), None)
+        running = next(
+            (c.image for c in self.runtime.containers(self.config.project) if c.service == service),
+            None,
+        )
         if current and running and running != current:
             self.log(f"{service} runs an older image: recreating it")
             self.compose("up", "-d", "--force-recreate", "--no-deps", service, capture=True)
@@ -210,8 +233,10 @@ class Stack:
     def start_stopped(self, containers: dict[str, Container]) -> None:
         """Start this checkout's stopped containers, the app first: Python boots while the
         database starts (the app waits for it by itself)."""
-        stopped = sorted((c for c in containers.values() if c.state != "running"),
-                         key=lambda c: c.service != self.http_service)
+        stopped = sorted(
+            (c for c in containers.values() if c.state != "running"),
+            key=lambda c: c.service != self.http_service,
+        )
         self.runtime.engine_cmd("start", *(c.name for c in stopped), capture=True, quiet=True)
         for container in stopped:  # the readiness probes notice if one stops again
             container.state = "running"
@@ -238,8 +263,9 @@ class Stack:
         port = int(self.config.values[self.port_variables.get(service) or PORT_VARIABLES[service]])
         if service == "db":
             values = self.config.values
-            return postgres_answers(self.config.host, port, values["POSTGRES_USER"],
-                                    values["POSTGRES_DB"])
+            return postgres_answers(
+                self.config.host, port, values["POSTGRES_USER"], values["POSTGRES_DB"]
+            )
         if service == "redis":
             return redis_answers(self.config.host, port)
         status, body = self.health()
@@ -254,8 +280,9 @@ class Stack:
         except (OSError, ValueError) as exc:
             return None, f"({exc})"
 
-    def wait_ready(self, timeout: float, services: tuple[str, ...] | None = None,
-                   known: dict | None = None) -> None:
+    def wait_ready(
+        self, timeout: float, services: tuple[str, ...] | None = None, known: dict | None = None
+    ) -> None:
         """Probe every service in parallel until all answer (`known`: containers just listed).
 
         Rounds are 20 ms apart (a probe is a socket or one HTTP request); the container list
@@ -270,8 +297,9 @@ class Stack:
         with ThreadPoolExecutor(max_workers=len(pending)) as pool:
             while pending:
                 if containers is None or (seen and time.monotonic() - listed > 1):
-                    containers = {c.service: c for c in
-                                  self.runtime.containers(self.config.project)}
+                    containers = {
+                        c.service: c for c in self.runtime.containers(self.config.project)
+                    }
                     listed = time.monotonic()
                 probes = {}
                 for service in pending:
@@ -289,22 +317,33 @@ class Stack:
                         self.log(f"{service} ready after {time.monotonic() - started:.1f}s")
                 if pending and time.monotonic() >= deadline:
                     waiting = "; ".join(f"{s}: {seen.get(s, 'no answer')}" for s in pending)
-                    raise StackError(f"not ready after {timeout:g}s ({waiting}); see "
-                                     f"`nox -s logs -- {pending[0]}`, or raise UP_TIMEOUT")
+                    raise StackError(
+                        f"not ready after {timeout:g}s ({waiting}); see "
+                        f"`nox -s logs -- {pending[0]}`, or raise UP_TIMEOUT"
+                    )
                 if pending:
                     time.sleep(0.02)
 
     def _stopped_message(self, service: str) -> str:
         logs = self.compose("logs", "--tail", "5", service, capture=True, check=False, quiet=True)
-        lines = [line for line in (logs.stdout + logs.stderr).decode(errors="replace").splitlines()
-                 if line.strip()]
+        lines = [
+            line
+            for line in (logs.stdout + logs.stderr).decode(errors="replace").splitlines()
+            if line.strip()
+        ]
         last = re.sub(r"\x1b\[[0-9;]*m", "", lines[-1]).strip() if lines else "no output"
-        return (f"the {service} container stopped while starting (last log line: {last}); "
-                f"see `nox -s logs -- {service}`")
+        return (
+            f"the {service} container stopped while starting (last log line: {last}); "
+            f"see `nox -s logs -- {service}`"
+        )
 
     def urls(self) -> dict[str, str]:
         host, values = self.config.host, self.config.values
-        user, password, db = values["POSTGRES_USER"], values["POSTGRES_PASSWORD"], values["POSTGRES_DB"]
+        user, password, db = (
+            values["POSTGRES_USER"],
+            values["POSTGRES_PASSWORD"],
+            values["POSTGRES_DB"],
+        )
         return {
             "App": f"{self.app_url}/",
             "Health": f"{self.app_url}/api/v1/health/",
@@ -320,14 +359,23 @@ class Stack:
         running = {s for s, c in self.containers().items() if c.state == "running"}
         stopped = [s for s in services if s not in running]
         if stopped:
-            raise StackError(f"the {', '.join(stopped)} service of stack {self.config.project} is "
-                             "not running: start the stack with `nox -s up` and retry")
+            raise StackError(
+                f"the {', '.join(stopped)} service of stack {self.config.project} is "
+                "not running: start the stack with `nox -s up` and retry"
+            )
 
     def exec_stream(self, service: str, *command: str, **popen):
         """`exec -T` with pipes (stdin/stdout/stderr as for subprocess.Popen): data streams."""
-        return self.runtime.compose_popen(self.config.project, self.config.compose_file, "exec",
-                                          "-T", service, *command, env=self.compose_env(),
-                                          **popen)
+        return self.runtime.compose_popen(
+            self.config.project,
+            self.config.compose_file,
+            "exec",
+            "-T",
+            service,
+            *command,
+            env=self.compose_env(),
+            **popen,
+        )
 
 
 def checkout_of(container: Container) -> str:
@@ -350,4 +398,3 @@ def describe_user(user: str, userns: str) -> str:
     if uid == "0":
         return "root (UID 0), the owner of this checkout: files it writes are root's"
     return f"UID {uid}, the owner of this checkout: files it writes are yours"
-

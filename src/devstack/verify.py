@@ -20,6 +20,7 @@ from .net import http, poll
 from .runtime import Runtime, invoking_user
 from .stack import Stack
 
+
 @dataclass
 class Report:
     rows: list[tuple[str, str, str]] = field(default_factory=list)
@@ -29,7 +30,9 @@ class Report:
 
     def table(self) -> str:
         width = max(len(row[0]) for row in self.rows)
-        return "\n".join(f"  {name:<{width}}  {state}  {detail}" for name, state, detail in self.rows)
+        return "\n".join(
+            f"  {name:<{width}}  {state}  {detail}" for name, state, detail in self.rows
+        )
 
 
 def give_to_developer(workdir: Path, runtime: Runtime) -> None:
@@ -49,8 +52,9 @@ def verify(runtime: Runtime, source: StackConfig) -> Report:
     suffix = secrets.token_hex(3)
     workdir = checkout_copy(source.root, f"djstack-verify-{suffix}-")
     give_to_developer(workdir, runtime)
-    config = StackConfig.load(workdir,
-                              overrides=isolated_overrides(source, f"djstack-verify-{suffix}"))
+    config = StackConfig.load(
+        workdir, overrides=isolated_overrides(source, f"djstack-verify-{suffix}")
+    )
     stack = Stack(runtime, config)
     runtime.log(f"verify: isolated stack {config.project} in {workdir}")
     try:
@@ -79,9 +83,13 @@ def _run_criteria(stack: Stack, workdir: Path) -> Report:
     # 2. a source edit under the bind mount is served without a rebuild
     token = secrets.token_hex(8)
     urls = workdir / "src" / "config" / "urls.py"
-    urls.write_text(urls.read_text() + (
-        "\n\nfrom django.http import HttpResponse as _VerifyResponse  # added by nox -s verify\n"
-        f"urlpatterns.append(path('__verify__/', lambda request: _VerifyResponse('{token}')))\n"))
+    urls.write_text(
+        urls.read_text()
+        + (
+            "\n\nfrom django.http import HttpResponse as _VerifyResponse  # added by nox -s verify\n"
+            f"urlpatterns.append(path('__verify__/', lambda request: _VerifyResponse('{token}')))\n"
+        )
+    )
 
     def edit_served() -> tuple[bool, str]:
         status, body = http("GET", f"{base}/__verify__/")
@@ -89,8 +97,11 @@ def _run_criteria(stack: Stack, workdir: Path) -> Report:
 
     ok, seen, reload_seconds = poll(edit_served, timeout=30)
     if not ok:
-        raise fail(2, "code reload", f"edited src/config/urls.py, still not served after 30s "
-                   f"(last answer: {seen})")
+        raise fail(
+            2,
+            "code reload",
+            f"edited src/config/urls.py, still not served after 30s (last answer: {seen})",
+        )
     report.add("2 code reload", f"edit served after {reload_seconds:.2f}s, no rebuild")
 
     # 3. a migration applies
@@ -102,15 +113,29 @@ def _run_criteria(stack: Stack, workdir: Path) -> Report:
         "class Migration(migrations.Migration):\n"
         f"    dependencies = [('notes', '{latest}')]\n"
         "    operations = [migrations.RunSQL('CREATE TABLE verify_probe (id integer)',\n"
-        "                                    'DROP TABLE verify_probe')]\n")
+        "                                    'DROP TABLE verify_probe')]\n"
+    )
     stack.migrate()
     values = stack.config.values
-    table = stack.exec("db", "psql", "-U", values["POSTGRES_USER"], "-d", values["POSTGRES_DB"],
-                       "-tAc", "SELECT to_regclass('verify_probe') IS NOT NULL", capture=True,
-                       check=False)
+    table = stack.exec(
+        "db",
+        "psql",
+        "-U",
+        values["POSTGRES_USER"],
+        "-d",
+        values["POSTGRES_DB"],
+        "-tAc",
+        "SELECT to_regclass('verify_probe') IS NOT NULL",
+        capture=True,
+        check=False,
+    )
     if table.stdout.strip() != b"t":
-        raise fail(3, "migration applies", f"migrate ran but table verify_probe is missing "
-                   f"({table.stdout.decode().strip() or table.stderr.decode().strip()})")
+        raise fail(
+            3,
+            "migration applies",
+            f"migrate ran but table verify_probe is missing "
+            f"({table.stdout.decode().strip() or table.stderr.decode().strip()})",
+        )
     report.add("3 migration applies", f"notes.{name} applied, table verify_probe exists")
 
     # 4. data written before the containers are removed is read back from the named volumes
@@ -135,13 +160,24 @@ def _run_criteria(stack: Stack, workdir: Path) -> Report:
     cached = stack.exec("redis", "redis-cli", "GET", "verify:token", capture=True)
     if cached.stdout.strip() != token.encode():
         raise fail(4, "data survives restart", f"redis key after restart: {cached.stdout!r}")
-    report.add("4 data survives restart",
-               f"note {note_id} and a redis key read back by new containers ({restart:.1f}s); "
-               f"volumes {', '.join(stack.config.volume_names()[:2])} exist")
+    report.add(
+        "4 data survives restart",
+        f"note {note_id} and a redis key read back by new containers ({restart:.1f}s); "
+        f"volumes {', '.join(stack.config.volume_names()[:2])} exist",
+    )
     # 5. files the container writes into the source tree belong to the developer
     before = set(migrations.iterdir())
-    stack.exec("app", "python3", "manage.py", "makemigrations", "notes", "--empty",
-               "--name", "ownership_probe", capture=True)
+    stack.exec(
+        "app",
+        "python3",
+        "manage.py",
+        "makemigrations",
+        "notes",
+        "--empty",
+        "--name",
+        "ownership_probe",
+        capture=True,
+    )
     created = sorted(set(migrations.iterdir()) - before)
     uid = invoking_user()[0]
     expected = workdir.stat().st_uid  # the checkout's owner
@@ -149,9 +185,15 @@ def _run_criteria(stack: Stack, workdir: Path) -> Report:
         raise fail(5, "files belong to you", "makemigrations created no file in the bind mount")
     owner = created[0].stat().st_uid
     if owner != expected:
-        raise fail(5, "files belong to you", f"{created[0].name} written by the container is "
-                   f"owned by UID {owner}, expected {expected} (you are {uid})")
-    report.add("5 files belong to you",
-               f"makemigrations wrote {created[0].name} owned by UID {owner} "
-               f"({stack.runtime.describe()}, you are UID {uid})")
+        raise fail(
+            5,
+            "files belong to you",
+            f"{created[0].name} written by the container is "
+            f"owned by UID {owner}, expected {expected} (you are {uid})",
+        )
+    report.add(
+        "5 files belong to you",
+        f"makemigrations wrote {created[0].name} owned by UID {owner} "
+        f"({stack.runtime.describe()}, you are UID {uid})",
+    )
     return report

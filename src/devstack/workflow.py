@@ -20,8 +20,11 @@ from .stack import SERVICES, Stack
 
 Confirm = Callable[[str], bool]
 YES_FLAGS = ("--yes", "-y")
-SUPERUSER_VARIABLES = ("DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_EMAIL",
-                       "DJANGO_SUPERUSER_PASSWORD")
+SUPERUSER_VARIABLES = (
+    "DJANGO_SUPERUSER_USERNAME",
+    "DJANGO_SUPERUSER_EMAIL",
+    "DJANGO_SUPERUSER_PASSWORD",
+)
 
 
 # --- terminal and arguments --------------------------------------------------------------
@@ -68,7 +71,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = [headers, ["-" * width for width in widths], *rows]
     return "\n".join(
         "  ".join(f"{cell!s:<{w}}" for cell, w in zip(line, widths, strict=True)).rstrip()
-        for line in lines)
+        for line in lines
+    )
 
 
 # --- logs and status ---------------------------------------------------------------------
@@ -83,19 +87,27 @@ def logs(stack: Stack, args: Sequence[str]) -> None:
         elif arg == "--tail" or arg.startswith("--tail="):
             tail = arg.partition("=")[2] or (pending.pop(0) if pending else "")
             if not tail.isdigit():
-                raise StackError(f"--tail {tail!r} is not a number of lines: "
-                                 "e.g. `nox -s logs -- --tail 50 app`")
+                raise StackError(
+                    f"--tail {tail!r} is not a number of lines: e.g. `nox -s logs -- --tail 50 app`"
+                )
         elif arg.startswith("-"):
             extra.append(arg)  # e.g. --timestamps or --since=10m, passed on as given
         else:
             services.append(arg)
     check_services(services)
     if not stack.containers():
-        raise StackError(f"stack {stack.config.project} has no containers, so no logs: "
-                         "start it with `nox -s up`")
+        raise StackError(
+            f"stack {stack.config.project} has no containers, so no logs: start it with `nox -s up`"
+        )
     color = [] if sys.stdout.isatty() else ["--no-color"]  # no escape codes in files and pipes
-    command = ["logs", *(["-f"] if follow else []), *(["--tail", tail] if tail else []),
-               *color, *extra, *services]
+    command = [
+        "logs",
+        *(["-f"] if follow else []),
+        *(["--tail", tail] if tail else []),
+        *color,
+        *extra,
+        *services,
+    ]
     try:
         stack.compose(*command, check=not follow, quiet=True)
     except KeyboardInterrupt:  # Ctrl-C ends following; that is not a failure
@@ -131,18 +143,23 @@ def status(stack: Stack) -> list[ServiceStatus]:
             health = "healthy" if ok else f"not ready: {detail[:60]}"
         else:
             health = "-"
-        rows.append(ServiceStatus(
-            service=service,
-            state=container.state if container else "absent",
-            health=health,
-            ports=", ".join(container.ports) if container and container.ports else "-",
-            url=url_of.get(service, "-")))
+        rows.append(
+            ServiceStatus(
+                service=service,
+                state=container.state if container else "absent",
+                health=health,
+                ports=", ".join(container.ports) if container and container.ports else "-",
+                url=url_of.get(service, "-"),
+            )
+        )
     return rows
 
 
 def status_table(rows: Sequence[ServiceStatus]) -> str:
-    return table(("service", "state", "health", "published", "url"),
-                 [(r.service, r.state, r.health, r.ports, r.url) for r in rows])
+    return table(
+        ("service", "state", "health", "published", "url"),
+        [(r.service, r.state, r.health, r.ports, r.url) for r in rows],
+    )
 
 
 # --- restart, shells, manage.py ----------------------------------------------------------
@@ -150,22 +167,26 @@ def restart(stack: Stack, services: Sequence[str]) -> float:
     """Restart all services or the ones named, then wait until every service answers."""
     check_services(services)
     if not stack.containers():
-        raise StackError(f"stack {stack.config.project} has no containers to restart: "
-                         "start it with `nox -s up`")
+        raise StackError(
+            f"stack {stack.config.project} has no containers to restart: start it with `nox -s up`"
+        )
     started = time.monotonic()
     stack.compose("restart", *services, capture=True)
     stack.wait_ready(timeout=float(stack.config.values["UP_TIMEOUT"]))
     return time.monotonic() - started
 
 
-def _exec(stack: Stack, service: str, command: Sequence[str], *, env_names: Sequence[str] = (),
-          what: str) -> None:
+def _exec(
+    stack: Stack, service: str, command: Sequence[str], *, env_names: Sequence[str] = (), what: str
+) -> None:
     stack.require_running(service)
     env = [flag for name in env_names for flag in ("-e", name)]  # values stay off the command line
     result = stack.compose("exec", *tty_flags(), *env, service, *command, check=False, quiet=True)
     if result.returncode != 0:
-        raise StackError(f"{what} exited with code {result.returncode} in the {service} "
-                         "container (its message is above)")
+        raise StackError(
+            f"{what} exited with code {result.returncode} in the {service} "
+            "container (its message is above)"
+        )
 
 
 def shell(stack: Stack, command: Sequence[str]) -> None:
@@ -180,8 +201,12 @@ def shell(stack: Stack, command: Sequence[str]) -> None:
 def dbshell(stack: Stack, args: Sequence[str]) -> None:
     """psql on the stack's database, inside the db container (arguments go to psql)."""
     values = stack.config.values
-    _exec(stack, "db", ["psql", "-U", values["POSTGRES_USER"], "-d", values["POSTGRES_DB"], *args],
-          what="psql")
+    _exec(
+        stack,
+        "db",
+        ["psql", "-U", values["POSTGRES_USER"], "-d", values["POSTGRES_DB"], *args],
+        what="psql",
+    )
 
 
 def manage(stack: Stack, args: Sequence[str], *, env_names: Sequence[str] = ()) -> None:
@@ -189,23 +214,34 @@ def manage(stack: Stack, args: Sequence[str], *, env_names: Sequence[str] = ()) 
     startapp, makemessages or dumpdata -o write lands in the checkout's src/."""
     if not args:
         raise StackError("no manage.py command given: e.g. `nox -s manage -- showmigrations`")
-    _exec(stack, "app", ["python3", "manage.py", *args], env_names=env_names,
-          what=f"manage.py {args[0]}")
+    _exec(
+        stack,
+        "app",
+        ["python3", "manage.py", *args],
+        env_names=env_names,
+        what=f"manage.py {args[0]}",
+    )
 
 
 def createsuperuser(stack: Stack, args: Sequence[str]) -> None:
     """createsuperuser: interactive on a terminal; elsewhere --noinput with DJANGO_SUPERUSER_*."""
     if not interactive() and not {"--noinput", "--no-input"} & set(args):
-        raise StackError("createsuperuser asks for a password and needs a terminal: run it in "
-                         "one, or set DJANGO_SUPERUSER_PASSWORD and pass "
-                         "`-- --noinput --username NAME --email ADDRESS`")
-    manage(stack, ["createsuperuser", *args],
-           env_names=[name for name in SUPERUSER_VARIABLES if name in os.environ])
+        raise StackError(
+            "createsuperuser asks for a password and needs a terminal: run it in "
+            "one, or set DJANGO_SUPERUSER_PASSWORD and pass "
+            "`-- --noinput --username NAME --email ADDRESS`"
+        )
+    manage(
+        stack,
+        ["createsuperuser", *args],
+        env_names=[name for name in SUPERUSER_VARIABLES if name in os.environ],
+    )
 
 
 # --- clean -------------------------------------------------------------------------------
-def clean(stack: Stack, *, yes: bool, confirm: Confirm | None,
-          kept_elsewhere: str = "") -> list[str]:
+def clean(
+    stack: Stack, *, yes: bool, confirm: Confirm | None, kept_elsewhere: str = ""
+) -> list[str]:
     """Remove the containers; delete the volumes only after `--yes` or a yes at the prompt.
 
     Returns the volumes deleted (none when the answer was not yes).
@@ -216,8 +252,11 @@ def clean(stack: Stack, *, yes: bool, confirm: Confirm | None,
     production = ProdStack.for_checkout(runtime, stack.config)
     stack.remove()
     production.remove()
-    volumes = [name for name in [*stack.config.volume_names(), *production.config.volume_names()]
-               if runtime.volume_exists(name)]
+    volumes = [
+        name
+        for name in [*stack.config.volume_names(), *production.config.volume_names()]
+        if runtime.volume_exists(name)
+    ]
     log(f"containers of stack {stack.config.project} and {production.config.project} removed")
     if not volumes:
         log("no volumes to delete")

@@ -12,4 +12,3 @@ class Note(models.Model):
 
     def __str__(self) -> str:
         return self.title
-

@@ -30,8 +30,9 @@ class TitleField(StrictCharField):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.validators = [v for v in self.validators
-                           if not isinstance(v, ProhibitNullCharactersValidator)] + [_NO_NUL]
+        self.validators = [
+            v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)
+        ] + [_NO_NUL]
 
 
 # Schema given whole: drf-spectacular turns a blank-allowed field with a `pattern` into a

@@ -35,8 +35,9 @@ class NoteViewSet(MethodFirstMixin, viewsets.ModelViewSet):
         serializer.instance = services.note_create(**serializer.validated_data)
 
     def perform_update(self, serializer: NoteSerializer) -> None:
-        serializer.instance = services.note_update(note=serializer.instance,
-                                                   **serializer.validated_data)
+        serializer.instance = services.note_update(
+            note=serializer.instance, **serializer.validated_data
+        )
 
     def perform_destroy(self, instance) -> None:
         services.note_delete(note=instance)

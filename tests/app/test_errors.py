@@ -28,8 +28,9 @@ def test_400_validation(api):
 
 
 def test_400_malformed_json(api):
-    response = api.client.post(NOTES, "{not json", content_type="application/json",
-                               headers=api.headers)
+    response = api.client.post(
+        NOTES, "{not json", content_type="application/json", headers=api.headers
+    )
     assert "JSON parse error" in assert_error(response, 400)[0]
 
 
@@ -44,8 +45,10 @@ def test_403_session_write_without_csrf_token(user):
     assert "CSRF" in assert_error(response, 403)[0]
 
 
-@pytest.mark.parametrize("url", [f"{NOTES}999999/", f"{NOTES}abc/", f"{NOTES}-5/",
-                                 "/api/v1/nothing-here/", "/api/v1/notes"])
+@pytest.mark.parametrize(
+    "url",
+    [f"{NOTES}999999/", f"{NOTES}abc/", f"{NOTES}-5/", "/api/v1/nothing-here/", "/api/v1/notes"],
+)
 def test_404_unknown_note_or_path(anon, url):
     assert_error(anon.get(url), 404)
 
@@ -56,12 +59,22 @@ def test_404_outside_the_api_stays_a_page(client):
     assert "application/json" not in response["Content-Type"]
 
 
-@pytest.mark.parametrize(("method", "url"), [
-    ("DELETE", NOTES), ("PUT", NOTES), ("QUERY", NOTES), ("POST", f"{NOTES}1/"),
-    ("POST", "/api/v1/health/"), ("QUERY", "/api/v1/health/"), ("DELETE", "/api/v1/health/live/"),
-    ("QUERY", "/api/v1/health/live/"), ("POST", "/api/v1/schema/"), ("QUERY", "/api/v1/docs/"),
-    ("DELETE", "/api/v1/redoc/"),
-])
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("DELETE", NOTES),
+        ("PUT", NOTES),
+        ("QUERY", NOTES),
+        ("POST", f"{NOTES}1/"),
+        ("POST", "/api/v1/health/"),
+        ("QUERY", "/api/v1/health/"),
+        ("DELETE", "/api/v1/health/live/"),
+        ("QUERY", "/api/v1/health/live/"),
+        ("POST", "/api/v1/schema/"),
+        ("QUERY", "/api/v1/docs/"),
+        ("DELETE", "/api/v1/redoc/"),
+    ],
+)
 def test_405_json_on_every_api_path_even_for_anonymous_clients(client, method, url):
     response = client.generic(method, url)
     assert_error(response, 405)
@@ -96,8 +109,11 @@ class Throttled(APIView):
 
 # This module is also the URLconf of the tests below: the project's routes and handlers,
 # plus a view with a bug and a throttled one.
-urlpatterns = [path("api/v1/boom/", Boom.as_view()), path("api/v1/throttled/", Throttled.as_view()),
-               *project_urls.urlpatterns]
+urlpatterns = [
+    path("api/v1/boom/", Boom.as_view()),
+    path("api/v1/throttled/", Throttled.as_view()),
+    *project_urls.urlpatterns,
+]
 handler500 = project_urls.handler500
 
 

@@ -101,8 +101,10 @@ def test_openapi_schema_describes_every_route(client):
     assert errors["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Errors"
 
 
-@pytest.mark.parametrize(("url", "asset"), [("/api/v1/docs/", "swagger-ui-bundle.js"),
-                                            ("/api/v1/redoc/", "redoc.standalone.js")])
+@pytest.mark.parametrize(
+    ("url", "asset"),
+    [("/api/v1/docs/", "swagger-ui-bundle.js"), ("/api/v1/redoc/", "redoc.standalone.js")],
+)
 def test_docs_pages_serve_their_assets_locally(client, url, asset):
     page = client.get(url)
     assert page.status_code == 200

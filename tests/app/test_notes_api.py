@@ -36,14 +36,17 @@ def test_default_page_is_20_and_the_largest_is_100(api):
     assert len(api.get(NOTES, limit=100).json()["results"]) == 100
 
 
-@pytest.mark.parametrize(("params", "name", "message"), [
-    ({"limit": 0}, "limit", "must be 1 to 100, got 0"),
-    ({"limit": 101}, "limit", "must be 1 to 100, got 101"),
-    ({"limit": -3717}, "limit", "must be 1 to 100, got -3717"),
-    ({"limit": "many"}, "limit", "must be a whole number, got 'many'"),
-    ({"offset": -1}, "offset", "must be 0 to 2147483647, got -1"),
-    ({"offset": 2**31}, "offset", "must be 0 to 2147483647"),
-])
+@pytest.mark.parametrize(
+    ("params", "name", "message"),
+    [
+        ({"limit": 0}, "limit", "must be 1 to 100, got 0"),
+        ({"limit": 101}, "limit", "must be 1 to 100, got 101"),
+        ({"limit": -3717}, "limit", "must be 1 to 100, got -3717"),
+        ({"limit": "many"}, "limit", "must be a whole number, got 'many'"),
+        ({"offset": -1}, "offset", "must be 0 to 2147483647, got -1"),
+        ({"offset": 2**31}, "offset", "must be 0 to 2147483647"),
+    ],
+)
 def test_pagination_out_of_bounds_is_a_400_naming_the_parameter(anon, params, name, message):
     response = anon.get(NOTES, **params)
     assert response.status_code == 400
@@ -53,8 +56,7 @@ def test_pagination_out_of_bounds_is_a_400_naming_the_parameter(anon, params, na
 def test_pagination_bounds_are_in_the_schema(anon):
     schema = anon.get("/api/v1/schema/", format="json").json()
     parameters = {p["name"]: p["schema"] for p in schema["paths"][NOTES]["get"]["parameters"]}
-    assert parameters["limit"] == {"type": "integer", "minimum": 1, "maximum": 100,
-                                   "default": 20}
+    assert parameters["limit"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
     assert parameters["offset"]["minimum"] == 0
 
 
@@ -123,8 +125,12 @@ def test_reads_are_open_writes_need_a_user(anon, api):
     assert anon.get(NOTES).status_code == 200
     assert anon.get(f"{NOTES}{note_id}/").status_code == 200
     item = f"{NOTES}{note_id}/"
-    for response in (anon.post(NOTES, {"title": "x"}), anon.put(item, {"title": "x"}),
-                     anon.patch(item, {"title": "x"}), anon.delete(item)):
+    for response in (
+        anon.post(NOTES, {"title": "x"}),
+        anon.put(item, {"title": "x"}),
+        anon.patch(item, {"title": "x"}),
+        anon.delete(item),
+    ):
         assert response.status_code == 401
         assert response["WWW-Authenticate"] == "Token"
     assert Note.objects.values_list("title", flat=True).get(pk=note_id) == "mine"

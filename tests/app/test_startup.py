@@ -21,8 +21,12 @@ def run(args, **env):
     environment = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE"}}
     environment.update(env)
     return subprocess.run(
-        [sys.executable, *args], cwd=APP_DIR, env=environment, capture_output=True,
-        text=True, timeout=60,
+        [sys.executable, *args],
+        cwd=APP_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -40,8 +44,9 @@ def test_wait_for_db_gives_up_on_an_unreachable_database_with_one_clear_line():
 
 
 def test_wait_for_db_returns_once_the_database_answers():
-    result = run(["src/manage.py", "wait_for_db", "--timeout", "5"],
-                 DJANGO_SETTINGS_MODULE="settings.dev")
+    result = run(
+        ["src/manage.py", "wait_for_db", "--timeout", "5"], DJANGO_SETTINGS_MODULE="settings.dev"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
 
@@ -61,14 +66,24 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _dev_server(port: int, **env):
-    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings.dev",
-                   "MIGRATE_ON_START": "false", **env}
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "settings.dev",
+        "MIGRATE_ON_START": "false",
+        **env,
+    }
     environment["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [env.get("PYTHONPATH"), os.environ.get("PYTHONPATH")]))
+        filter(None, [env.get("PYTHONPATH"), os.environ.get("PYTHONPATH")])
+    )
     return subprocess.Popen(
         [sys.executable, "src/manage.py", "runserver", f"127.0.0.1:{port}"],
-        cwd=APP_DIR, env=environment, start_new_session=True, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        cwd=APP_DIR,
+        env=environment,
+        start_new_session=True,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_dev_server_serves_and_stops_at_once():
@@ -78,7 +93,9 @@ def test_dev_server_serves_and_stops_at_once():
         deadline, status = time.monotonic() + 30, None
         while time.monotonic() < deadline and status != 200:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health/", timeout=2) as r:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/api/v1/health/", timeout=2
+                ) as r:
                     status = r.status
             except (urllib.error.URLError, OSError):
                 assert server.poll() is None, server.communicate()[1]
@@ -101,10 +118,14 @@ BROKEN_PROJECTS = {
     "a failing system check": ({}, "CACHES = {}\n", "caches.E001"),
     "a URLconf that does not import": (
         {"broken_urls.py": "raise RuntimeError('URLconf broken for the test')\n"},
-        "ROOT_URLCONF = 'broken_urls'\n", "URLconf broken for the test"),
+        "ROOT_URLCONF = 'broken_urls'\n",
+        "URLconf broken for the test",
+    ),
     "an app that does not import": (
         {"broken_app/__init__.py": "raise RuntimeError('app broken for the test')\n"},
-        "INSTALLED_APPS = [*INSTALLED_APPS, 'broken_app']\n", "app broken for the test"),
+        "INSTALLED_APPS = [*INSTALLED_APPS, 'broken_app']\n",
+        "app broken for the test",
+    ),
 }
 
 
@@ -131,8 +152,9 @@ def test_dev_server_with_broken_code_shows_the_error_and_waits_for_a_fix(tmp_pat
 
 
 def test_dev_server_without_a_database_fails_with_one_line_and_leaves_no_process():
-    server = _dev_server(_free_port(), DATABASE_URL="postgres://app:app@127.0.0.1:1/app",
-                         DB_WAIT_TIMEOUT="1")
+    server = _dev_server(
+        _free_port(), DATABASE_URL="postgres://app:app@127.0.0.1:1/app", DB_WAIT_TIMEOUT="1"
+    )
     try:
         _, stderr = server.communicate(timeout=30)
         assert server.returncode != 0
@@ -147,8 +169,9 @@ def test_dev_server_without_a_database_fails_with_one_line_and_leaves_no_process
 
 
 def test_malformed_database_url_names_the_variable_and_the_fix():
-    result = run(["src/manage.py", "check"], DJANGO_SETTINGS_MODULE="settings.dev",
-                 DATABASE_URL="not a url")
+    result = run(
+        ["src/manage.py", "check"], DJANGO_SETTINGS_MODULE="settings.dev", DATABASE_URL="not a url"
+    )
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert "DATABASE_URL='not a url' is not a valid URL" in last
@@ -181,10 +204,15 @@ def test_production_settings_pass_the_deploy_check_without_warnings():
     assert "no issues" in result.stdout
 
 
-PROD_ENV = {"SECRET_KEY": "a-long-random-production-secret-" + "k" * 40,
-            "ALLOWED_HOSTS": "example.com", "DATABASE_URL": "postgres://u:p@db/app"}
-PRINT_API_POLICY = ("import json, django; from django.conf import settings; django.setup();"
-                    "print(json.dumps(settings.REST_FRAMEWORK))")
+PROD_ENV = {
+    "SECRET_KEY": "a-long-random-production-secret-" + "k" * 40,
+    "ALLOWED_HOSTS": "example.com",
+    "DATABASE_URL": "postgres://u:p@db/app",
+}
+PRINT_API_POLICY = (
+    "import json, django; from django.conf import settings; django.setup();"
+    "print(json.dumps(settings.REST_FRAMEWORK))"
+)
 
 
 def api_policy(settings_module, **env):
@@ -196,27 +224,40 @@ def api_policy(settings_module, **env):
 def test_production_api_reads_open_writes_need_a_user_and_every_client_is_throttled():
     policy = api_policy("settings.prod", **PROD_ENV)
     assert policy["DEFAULT_PERMISSION_CLASSES"] == [
-        "rest_framework.permissions.IsAuthenticatedOrReadOnly"]
+        "rest_framework.permissions.IsAuthenticatedOrReadOnly"
+    ]
     assert policy["DEFAULT_AUTHENTICATION_CLASSES"] == [
         "rest_framework.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication"]
+        "rest_framework.authentication.SessionAuthentication",
+    ]
     assert policy["DEFAULT_RENDERER_CLASSES"] == ["rest_framework.renderers.JSONRenderer"]
-    assert policy["DEFAULT_THROTTLE_CLASSES"] == ["rest_framework.throttling.AnonRateThrottle",
-                                                  "rest_framework.throttling.UserRateThrottle"]
+    assert policy["DEFAULT_THROTTLE_CLASSES"] == [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ]
     assert policy["DEFAULT_THROTTLE_RATES"] == {"anon": "100/minute", "user": "1000/minute"}
     assert policy["NUM_PROXIES"] == 1  # one ingress in front: the client IP it saw counts
 
 
 def test_production_throttle_rates_come_from_the_environment():
-    policy = api_policy("settings.prod", API_THROTTLE_ANON="7/second",
-                        API_THROTTLE_USER="5000/hour", API_NUM_PROXIES="2", **PROD_ENV)
+    policy = api_policy(
+        "settings.prod",
+        API_THROTTLE_ANON="7/second",
+        API_THROTTLE_USER="5000/hour",
+        API_NUM_PROXIES="2",
+        **PROD_ENV,
+    )
     assert policy["DEFAULT_THROTTLE_RATES"] == {"anon": "7/second", "user": "5000/hour"}
     assert policy["NUM_PROXIES"] == 2
 
 
 def test_a_malformed_throttle_rate_fails_at_start_with_one_line_naming_it():
-    result = run(["src/manage.py", "check"], DJANGO_SETTINGS_MODULE="settings.prod",
-                 API_THROTTLE_USER="lots", **PROD_ENV)
+    result = run(
+        ["src/manage.py", "check"],
+        DJANGO_SETTINGS_MODULE="settings.prod",
+        API_THROTTLE_USER="lots",
+        **PROD_ENV,
+    )
     assert result.returncode != 0
     assert "API_THROTTLE_USER='lots' is not a rate" in result.stderr
 

@@ -14,9 +14,9 @@ from contextlib import contextmanager  # noqa: E402
 import pytest  # noqa: E402
 
 from devstack.config import PORT_VARIABLES, StackConfig  # noqa: E402
+from devstack.isolated import IMAGE_VARIABLES, isolated_overrides  # noqa: E402
 from devstack.runtime import detect  # noqa: E402
 from devstack.stack import Stack  # noqa: E402
-from devstack.isolated import IMAGE_VARIABLES, isolated_overrides  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,11 @@ def isolated_stack(request, tmp_path_factory):
     included. Never the developer's stack."""
     source = StackConfig.load(ROOT)
     module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
-    overrides = isolated_overrides(source, f"djstack-wf-{module}-{secrets.token_hex(3)}",
-                                   SNAPSHOT_DIR=str(tmp_path_factory.mktemp("snapshots")))
+    overrides = isolated_overrides(
+        source,
+        f"djstack-wf-{module}-{secrets.token_hex(3)}",
+        SNAPSHOT_DIR=str(tmp_path_factory.mktemp("snapshots")),
+    )
     config = StackConfig.load(ROOT, overrides=overrides)
     stack = Stack(detect(os.environ.get("CONTAINER_RUNTIME")), config)
     if not stack.runtime.image_exists(config.values["APP_IMAGE"]):
@@ -49,8 +52,13 @@ def start(stack: Stack) -> None:
 
 def session_env(stack: Stack) -> dict[str, str]:
     """The environment that points `nox -s ...` at this stack instead of the developer's."""
-    keys = ("STACK_NAME", "BIND_ADDRESS", "SNAPSHOT_DIR", *PORT_VARIABLES.values(),
-            *IMAGE_VARIABLES)
+    keys = (
+        "STACK_NAME",
+        "BIND_ADDRESS",
+        "SNAPSHOT_DIR",
+        *PORT_VARIABLES.values(),
+        *IMAGE_VARIABLES,
+    )
     return {**os.environ, **{key: stack.config.values[key] for key in keys}}
 
 
@@ -63,9 +71,11 @@ def history_bytes(text: str) -> int:
 
 def added_bytes(runtime, image: str, base: str) -> int:
     """Bytes the image's own layers add on top of its base (from both histories)."""
+
     def sizes(name: str) -> list[int]:
-        result = runtime.engine_cmd("history", "-H=false", "--format", "{{.Size}}", name,
-                                    capture=True, quiet=True)
+        result = runtime.engine_cmd(
+            "history", "-H=false", "--format", "{{.Size}}", name, capture=True, quiet=True
+        )
         return [history_bytes(line) for line in result.stdout.decode().splitlines() if line.strip()]
 
     own, inherited = sizes(image), sizes(base)
@@ -80,10 +90,20 @@ def production_stack(runtime, name: str):
     from devstack.production import ProdStack
 
     source = StackConfig.load(ROOT)
-    stack = ProdStack(runtime, StackConfig.load(ROOT, overrides={
-        "STACK_NAME": f"{name}-{secrets.token_hex(3)}", "PROD_IMAGE": source.values["PROD_IMAGE"],
-        "PROD_PORT": str(free_port()), "DB_PORT": str(free_port()),
-        "REDIS_PORT": str(free_port()), "PROD_SECRET_KEY": secrets.token_urlsafe(50)}))
+    stack = ProdStack(
+        runtime,
+        StackConfig.load(
+            ROOT,
+            overrides={
+                "STACK_NAME": f"{name}-{secrets.token_hex(3)}",
+                "PROD_IMAGE": source.values["PROD_IMAGE"],
+                "PROD_PORT": str(free_port()),
+                "DB_PORT": str(free_port()),
+                "REDIS_PORT": str(free_port()),
+                "PROD_SECRET_KEY": secrets.token_urlsafe(50),
+            },
+        ),
+    )
     try:
         stack.up()
         yield stack

@@ -25,10 +25,12 @@ def live(stack) -> bool:
 
 def readiness_fails(stack, service):
     """A check for poll(): readiness is 503 and names `service` (and only it) as failed."""
+
     def check():
         status, body = get(stack, READY)
         failed = json.loads(body).get("failed") if status == 503 else None
         return failed == [service], f"{status} {body}"
+
     return check
 
 
@@ -36,6 +38,7 @@ def readiness_ok(stack):
     def check():
         status, body = get(stack, READY)
         return status == 200, f"{status} {body}"
+
     return check
 
 
@@ -45,8 +48,13 @@ def container(stack, service):
 
 def started_at(stack, service) -> str:
     name = container(stack, service).name
-    return stack.runtime.engine_cmd("inspect", "--format", "{{.State.StartedAt}}", name,
-                                    capture=True, quiet=True).stdout.decode().strip()
+    return (
+        stack.runtime.engine_cmd(
+            "inspect", "--format", "{{.State.StartedAt}}", name, capture=True, quiet=True
+        )
+        .stdout.decode()
+        .strip()
+    )
 
 
 def test_redis_stopped_readiness_names_the_cache_and_the_notes_api_keeps_working(isolated_stack):
@@ -69,7 +77,8 @@ def test_redis_stopped_readiness_names_the_cache_and_the_notes_api_keeps_working
 
 
 def test_postgres_stopped_readiness_names_the_database_liveness_stays_200_and_the_app_recovers(
-        isolated_stack):
+    isolated_stack,
+):
     stack = isolated_stack
     app_started = started_at(stack, "app")
     assert get(stack, NOTES)[0] == 200  # the app holds a persistent connection now
@@ -123,8 +132,7 @@ def test_every_acknowledged_write_survives_a_kill_9_of_postgres(isolated_stack):
         time.sleep(2)
         with lock:
             before_kill = len(acknowledged)
-        stack.runtime.engine_cmd("kill", "-s", "KILL", container(stack, "db").name,
-                                 capture=True)
+        stack.runtime.engine_cmd("kill", "-s", "KILL", container(stack, "db").name, capture=True)
         time.sleep(1.5)  # writes keep coming while the database is dead
     finally:
         stop.set()
@@ -133,8 +141,11 @@ def test_every_acknowledged_write_survives_a_kill_9_of_postgres(isolated_stack):
     assert before_kill >= 20, f"only {before_kill} writes before the kill: no real stream"
 
     stack.up()  # starts the killed database; PostgreSQL replays its WAL
-    missing = {note_id: title for note_id, title in acknowledged.items()
-               if not _stored(stack, note_id, title)}
+    missing = {
+        note_id: title
+        for note_id, title in acknowledged.items()
+        if not _stored(stack, note_id, title)
+    }
     assert not missing, f"{len(missing)} of {len(acknowledged)} acknowledged writes lost"
     print(f"{len(acknowledged)} acknowledged writes ({before_kill} before the kill), all stored")
     status, body = http("POST", f"{stack.app_url}{NOTES}", {"title": "after the crash"})

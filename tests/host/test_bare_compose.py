@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from devstack.config import StackConfig
-from devstack.runtime import detect
 from devstack.isolated import IMAGE_VARIABLES, checkout_copy
 from devstack.net import free_port, http
+from devstack.runtime import detect
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,12 +31,14 @@ def test_compose_tool_alone_serves_a_healthy_app(workdir):
         pytest.fail(f"{source.values['APP_IMAGE']} is not built: run `nox -s build` first")
     name = f"djstack-bare-{secrets.token_hex(3)}"
     ports = {"APP_PORT": free_port(), "DB_PORT": free_port(), "REDIS_PORT": free_port()}
-    lines = [f"STACK_NAME={name}", *(f"{k}={v}" for k, v in ports.items()),
-             *(f"{k}={source.values[k]}" for k in IMAGE_VARIABLES)]
+    lines = [
+        f"STACK_NAME={name}",
+        *(f"{k}={v}" for k, v in ports.items()),
+        *(f"{k}={source.values[k]}" for k in IMAGE_VARIABLES),
+    ]
     (workdir / ".env").write_text("\n".join(lines) + "\n")
     # Only the compose tool and the .env file: none of the tooling's variables.
-    env = {k: v for k, v in os.environ.items()
-           if k not in StackConfig.load(workdir).values}
+    env = {k: v for k, v in os.environ.items() if k not in StackConfig.load(workdir).values}
     compose = [*runtime.compose_tool, "-p", name]
     try:
         runtime.run([*compose, "up", "-d"], env=env, cwd=workdir, capture=True)
@@ -49,6 +51,5 @@ def test_compose_tool_alone_serves_a_healthy_app(workdir):
             time.sleep(0.5)
         assert status == 200, f"health never answered 200 (last: {status} {body})"
     finally:
-        runtime.run([*compose, "down", "-v"], env=env, cwd=workdir, capture=True,
-                    check=False)
+        runtime.run([*compose, "down", "-v"], env=env, cwd=workdir, capture=True, check=False)
         runtime.remove_volumes(StackConfig.load(workdir).volume_names())

@@ -29,16 +29,25 @@ def developer_env(**extra: str) -> dict[str, str]:
 
 def nox_in(checkout: Path, *args: str, nox: str | None = None, env=None):
     command = [nox] if nox else [sys.executable, "-m", "nox"]
-    return subprocess.run([*command, "-f", str(checkout / "noxfile.py"), *args],
-                          env=env or developer_env(), cwd=checkout, capture_output=True,
-                          text=True, timeout=900)
+    return subprocess.run(
+        [*command, "-f", str(checkout / "noxfile.py"), *args],
+        env=env or developer_env(),
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def serve_token(checkout: Path, token: str) -> None:
     urls = checkout / "src" / "config" / "urls.py"
-    urls.write_text(urls.read_text() + (
-        "\nfrom django.http import HttpResponse as _Token\n"
-        f"urlpatterns.append(path('__checkout__/', lambda request: _Token('{token}')))\n"))
+    urls.write_text(
+        urls.read_text()
+        + (
+            "\nfrom django.http import HttpResponse as _Token\n"
+            f"urlpatterns.append(path('__checkout__/', lambda request: _Token('{token}')))\n"
+        )
+    )
 
 
 @pytest.fixture
@@ -71,10 +80,11 @@ def test_two_checkouts_run_side_by_side_each_serving_its_own_tree(twins):
     assert "STACK_NAME=djstack-twin-2" in (second / ".env").read_text()
     assert configs[0].app_url != configs[1].app_url  # a busy default port moved, and stays
     tokens = [secrets.token_hex(6) for _ in configs]
-    for checkout, token in zip((first, second), tokens):
+    for checkout, token in zip((first, second), tokens, strict=True):
         serve_token(checkout, token)
-    for config, token in zip(configs, tokens):
-        ok, seen, _ = poll(lambda: _answers(f"{config.app_url}/__checkout__/", token), 60)
+    for config, token in zip(configs, tokens, strict=True):
+        url = f"{config.app_url}/__checkout__/"
+        ok, seen, _ = poll(lambda url=url, token=token: _answers(url, token), 60)
         assert ok, f"{config.project} does not serve its own tree: {seen}"
     down = nox_in(second, "-s", "down", env=env)
     assert down.returncode == 0, down.stderr
@@ -101,8 +111,9 @@ def test_nox_installed_on_its_own_brings_the_tools_the_sessions_need(tmp_path):
     try:
         shutil.copy2(ROOT / "noxfile.py", checkout / "noxfile.py")
         env = {k: v for k, v in developer_env().items() if k != "VIRTUAL_ENV"}
-        env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
-                                      if not Path(p, "podman-compose").exists())
+        env["PATH"] = os.pathsep.join(
+            p for p in env["PATH"].split(os.pathsep) if not Path(p, "podman-compose").exists()
+        )
         result = nox_in(checkout, "-s", "status", nox=str(alone / "bin" / "nox"), env=env)
         assert result.returncode == 0, result.stderr
         assert "installing nox" in result.stderr and "stack djstack-nox-alone" in result.stdout
@@ -129,8 +140,9 @@ def test_an_unexpected_failure_ends_in_one_line_naming_the_full_traceback(tmp_pa
     checkout = checkout_copy(ROOT, "djstack-nonsense-")
     try:
         shutil.copy2(ROOT / "noxfile.py", checkout / "noxfile.py")
-        env = developer_env(CONTAINER_RUNTIME="podman",
-                            PATH=f"{fake}{os.pathsep}{os.environ['PATH']}")
+        env = developer_env(
+            CONTAINER_RUNTIME="podman", PATH=f"{fake}{os.pathsep}{os.environ['PATH']}"
+        )
         result = nox_in(checkout, "-s", "status", env=env)
     finally:
         log = checkout / ".nox" / "last-error.log"

@@ -2,8 +2,14 @@ from pathlib import Path
 
 import pytest
 
-from devstack.config import (LEGACY_MARKERS, MANAGED_END, MANAGED_START, StackConfig,
-                             project_name, read_env_file)
+from devstack.config import (
+    LEGACY_MARKERS,
+    MANAGED_END,
+    MANAGED_START,
+    StackConfig,
+    project_name,
+    read_env_file,
+)
 from devstack.errors import StackError
 
 
@@ -27,17 +33,23 @@ def test_environment_beats_env_file_beats_defaults(tmp_path):
 
 
 def test_env_file_quotes_comments_and_export(tmp_path):
-    values = read_env_file(_write(tmp_path, '# c\n\nexport A="x y"\nB=\'1\'\n'))
+    values = read_env_file(_write(tmp_path, "# c\n\nexport A=\"x y\"\nB='1'\n"))
     assert values == {"A": "x y", "B": "1"}
 
 
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("DATABASE_URL=postgres//app@db/app", "DATABASE_URL='postgres//app@db/app' (from .env) is not valid: expected postgres://"),
+        (
+            "DATABASE_URL=postgres//app@db/app",
+            "DATABASE_URL='postgres//app@db/app' (from .env) is not valid: expected postgres://",
+        ),
         ("APP_PORT=80a", "APP_PORT='80a' (from .env) is not valid: expected a port number"),
         ("DB_PORT=70000", "DB_PORT='70000' (from .env) is not valid"),
-        ("BIND_ADDRESS=localhost", "BIND_ADDRESS='localhost' (from .env) is not valid: expected an IP"),
+        (
+            "BIND_ADDRESS=localhost",
+            "BIND_ADDRESS='localhost' (from .env) is not valid: expected an IP",
+        ),
         ("REDIS_URL=http://redis", "REDIS_URL='http://redis' (from .env) is not valid"),
         ("DEBUG=maybe", "DEBUG='maybe' (from .env) is not valid: expected true or false"),
         ("STACK_NAME=My Stack", "STACK_NAME='My Stack' (from .env) is not valid"),
@@ -76,10 +88,18 @@ def test_the_block_an_earlier_version_wrote_is_read_and_taken_over(tmp_path):
     assert start not in text and "PYTHON_IMAGE=localhost/p:1" in text and "APP_PORT=8002" in text
 
 
-@pytest.mark.parametrize(("directory", "name"), [("djstack", "djstack"), ("My Project.git", "myprojectgit"),
-                                                  ("_feature-x", "feature-x"), ("...", "djstack")])
-def test_the_stack_name_follows_the_checkout_as_compose_derives_a_project_name(tmp_path,
-                                                                                directory, name):
+@pytest.mark.parametrize(
+    ("directory", "name"),
+    [
+        ("djstack", "djstack"),
+        ("My Project.git", "myprojectgit"),
+        ("_feature-x", "feature-x"),
+        ("...", "djstack"),
+    ],
+)
+def test_the_stack_name_follows_the_checkout_as_compose_derives_a_project_name(
+    tmp_path, directory, name
+):
     checkout = tmp_path / directory
     checkout.mkdir()
     assert project_name(checkout) == name
@@ -87,8 +107,10 @@ def test_the_stack_name_follows_the_checkout_as_compose_derives_a_project_name(t
     assert config.project == name
     assert config.values["APP_IMAGE"] == f"localhost/{name}-app:dev"
     assert config.volume_names()[0] == f"{name}_db-data"
-    assert StackConfig.load(checkout, environ={"STACK_NAME": "mine"}).values["PROD_IMAGE"] == \
-        "localhost/mine-app:prod"
+    assert (
+        StackConfig.load(checkout, environ={"STACK_NAME": "mine"}).values["PROD_IMAGE"]
+        == "localhost/mine-app:prod"
+    )
 
 
 def _write(tmp_path, text):

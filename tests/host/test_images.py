@@ -2,26 +2,38 @@
 the seed layer instead of reinstalling every package."""
 
 import json
-import tarfile
 import os
 import shutil
+import tarfile
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, history_bytes
 
 from devstack import images
 from devstack.config import StackConfig
-from devstack.images import (DEPS_SEED_LABEL, add_dependency, dependency_seed,
-                             ensure_app_image, locked_pins)
-from conftest import history_bytes
-from devstack.runtime import detect
+from devstack.images import (
+    DEPS_SEED_LABEL,
+    add_dependency,
+    dependency_seed,
+    ensure_app_image,
+    locked_pins,
+)
 from devstack.isolated import checkout_copy
+from devstack.runtime import detect
 
 
 def test_locked_pins_follow_the_project_and_its_dev_group_for_linux():
     pins = dict(pin.split("==") for pin in locked_pins(ROOT / "uv.lock"))
-    assert {"django", "psycopg", "django-redis", "whitenoise", "django-environ",
-            "pytest", "pytest-django", "django-watchfiles"} <= set(pins)
+    assert {
+        "django",
+        "psycopg",
+        "django-redis",
+        "whitenoise",
+        "django-environ",
+        "pytest",
+        "pytest-django",
+        "django-watchfiles",
+    } <= set(pins)
     assert "psycopg-binary" in pins  # through the `binary` extra and its CPython marker
     assert not {"nox", "podman-compose", "uv"} & set(pins)  # the host group stays out
     assert "colorama" not in pins  # Windows only
@@ -39,23 +51,46 @@ def test_dependency_seed_is_kept_while_the_lock_moves_a_little():
 
 
 def _installed(runtime, image: str) -> list[str]:
-    result = runtime.engine_cmd("run", "--rm", "--entrypoint", "/opt/uv/bin/uv", image,
-                                "pip", "list", "--format", "json",
-                                "--python", "/opt/venv/bin/python", capture=True, quiet=True)
+    result = runtime.engine_cmd(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/opt/uv/bin/uv",
+        image,
+        "pip",
+        "list",
+        "--format",
+        "json",
+        "--python",
+        "/opt/venv/bin/python",
+        capture=True,
+        quiet=True,
+    )
     return sorted(f"{p['name'].lower()}=={p['version']}" for p in json.loads(result.stdout))
 
 
 def _sync_layer_bytes(runtime, image: str) -> int:
     """Size of the layer of the `uv sync` step (the history names each step's command)."""
-    result = runtime.engine_cmd("history", "-H=false", "--no-trunc", "--format",
-                                "{{.Size}}\t{{.CreatedBy}}", image, capture=True, quiet=True)
+    result = runtime.engine_cmd(
+        "history",
+        "-H=false",
+        "--no-trunc",
+        "--format",
+        "{{.Size}}\t{{.CreatedBy}}",
+        image,
+        capture=True,
+        quiet=True,
+    )
     rows = [line.split("\t", 1) for line in result.stdout.decode().splitlines() if "\t" in line]
-    return next(history_bytes(size) for size, step in rows if "uv sync" in step and "--group dev" in step)
+    return next(
+        history_bytes(size) for size, step in rows if "uv sync" in step and "--group dev" in step
+    )
 
 
 def _layers(runtime, image: str) -> list[str]:
-    result = runtime.engine_cmd("image", "inspect", "--format", "{{json .RootFS.Layers}}",
-                                image, capture=True, quiet=True)
+    result = runtime.engine_cmd(
+        "image", "inspect", "--format", "{{json .RootFS.Layers}}", image, capture=True, quiet=True
+    )
     return json.loads(result.stdout)
 
 
@@ -84,7 +119,9 @@ def test_a_new_dependency_rebuilds_on_the_cached_seed_layer(runtime, tmp_path):
         add_dependency(runtime, config, "six")
         ensure_app_image(runtime, config)
         after = _layers(runtime, tag)
-        shared = next((i for i, (a, b) in enumerate(zip(before, after)) if a != b), len(after))
+        shared = next(
+            (i for i, (a, b) in enumerate(zip(before, after, strict=False)) if a != b), len(after)
+        )
         # Rebuilt: the copy of uv.lock, the sync, the copy of the source. The seed is kept.
         assert len(after) - shared == 3, f"{len(after) - shared} layers rebuilt, not 3"
         # ... and the sync installed only the new package, not all of them again (~85 MB).
@@ -97,8 +134,7 @@ def test_a_new_dependency_rebuilds_on_the_cached_seed_layer(runtime, tmp_path):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def test_the_debian_root_file_system_for_the_stand_ins_is_a_tarball(runtime, tmp_path,
-                                                                     monkeypatch):
+def test_the_debian_root_file_system_for_the_stand_ins_is_a_tarball(runtime, tmp_path, monkeypatch):
     """The first step towards stand-in images where no registry answers, as this account
     takes it: debootstrap as root, mmdebstrap otherwise (it writes a tarball only for a
     name ending in .tar)."""

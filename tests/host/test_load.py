@@ -29,8 +29,10 @@ from rest_framework.authtoken.models import Token
 users = [get_user_model().objects.get_or_create(username=f"load{{n}}")[0] for n in range({count})]
 print(json.dumps([Token.objects.get_or_create(user=user)[0].key for user in users[1:]]))
 """
-STORED_NOTES = ("import json; from notes.models import Note;"
-                "print(json.dumps(list(Note.objects.values_list('id', 'title'))))")
+STORED_NOTES = (
+    "import json; from notes.models import Note;"
+    "print(json.dumps(list(Note.objects.values_list('id', 'title'))))"
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +55,9 @@ def manage(stack, *args: str) -> str:
 def tokens(prod_stack):
     """One API token per client. The first made as docs/api.md says (`drf_create_token`), the
     others in one go (one `exec` each would take a minute)."""
-    others = json.loads(manage(prod_stack, "shell", "-c",
-                               CREATE_USERS_AND_TOKENS.format(count=CLIENTS)))
+    others = json.loads(
+        manage(prod_stack, "shell", "-c", CREATE_USERS_AND_TOKENS.format(count=CLIENTS))
+    )
     output = manage(prod_stack, "drf_create_token", "load0")
     first = re.fullmatch(r"Generated token (\w+) for user load0", output)
     assert first, output
@@ -65,17 +68,21 @@ def test_production_writes_need_a_token_reads_do_not(prod_stack, tokens):
     url = f"{prod_stack.app_url}{NOTES}"
     status, body = http("POST", url, {"title": "anonymous"})
     assert status == 401 and json.loads(body)["errors"]["__all__"], body
-    status, body = http("POST", url, {"title": "with a token"},
-                        headers={"Authorization": f"Token {tokens[0]}"})
+    status, body = http(
+        "POST", url, {"title": "with a token"}, headers={"Authorization": f"Token {tokens[0]}"}
+    )
     assert status == 201, body
     assert http("GET", url)[0] == 200
 
 
 def test_thousands_of_mixed_requests_from_dozens_of_clients_without_an_error(prod_stack, tokens):
-    result = run_load(prod_stack.app_url, tokens, clients=CLIENTS,
-                      requests_per_client=REQUESTS_PER_CLIENT)
-    print(f"{result.requests} requests from {CLIENTS} clients in {result.seconds:.1f}s: "
-          f"{result.per_second:.0f}/s, p99 {result.p99_ms:.0f} ms, {len(result.written)} writes")
+    result = run_load(
+        prod_stack.app_url, tokens, clients=CLIENTS, requests_per_client=REQUESTS_PER_CLIENT
+    )
+    print(
+        f"{result.requests} requests from {CLIENTS} clients in {result.seconds:.1f}s: "
+        f"{result.per_second:.0f}/s, p99 {result.p99_ms:.0f} ms, {len(result.written)} writes"
+    )
     assert result.requests == CLIENTS * REQUESTS_PER_CLIENT
     assert result.errors == [], f"{len(result.errors)} errors, first: {result.errors[:3]}"
     assert len(result.written) == CLIENTS * REQUESTS_PER_CLIENT // 4
@@ -104,20 +111,23 @@ def test_anonymous_clients_are_throttled_in_the_one_error_shape(prod_stack):
 
 
 def test_without_redis_readiness_names_the_cache_and_the_throttled_api_keeps_working(
-        prod_stack, tokens):
+    prod_stack, tokens
+):
     prod_stack.compose("stop", "redis", capture=True)
     try:
+
         def cache_reported():
             status, body = http("GET", f"{prod_stack.app_url}/api/v1/health/")
             return status == 503 and json.loads(body).get("failed") == ["cache"], body
+
         ok, seen, _ = poll(cache_reported, timeout=5)
         assert ok, seen
         headers = {"Authorization": f"Token {tokens[1]}"}
-        status, body = http("POST", f"{prod_stack.app_url}{NOTES}", {"title": "no Redis"},
-                            headers=headers)
+        status, body = http(
+            "POST", f"{prod_stack.app_url}{NOTES}", {"title": "no Redis"}, headers=headers
+        )
         assert status == 201, body
         assert http("GET", f"{prod_stack.app_url}{NOTES}", headers=headers)[0] == 200
         assert http("GET", f"{prod_stack.app_url}/api/v1/health/live/")[0] == 200
     finally:
         prod_stack.compose("start", "redis", capture=True)
-

@@ -16,8 +16,8 @@ from conftest import added_bytes, production_stack
 
 from devstack.config import StackConfig
 from devstack.images import ensure_app_image, ensure_base_images, ensure_prod_image
-from devstack.runtime import ca_bundle_path, detect
 from devstack.isolated import copy_tree
+from devstack.runtime import ca_bundle_path, detect
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE_BUDGET = 80 * 10**6
@@ -40,31 +40,56 @@ def run_in_prod_image(runtime, config, *command, **env):
     args = [*runtime.engine, "run", "--rm", "--read-only", "--tmpfs", "/tmp"]
     for key, value in env.items():
         args += ["-e", f"{key}={value}"]
-    return subprocess.run([*args, config.values["PROD_IMAGE"], *command], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [*args, config.values["PROD_IMAGE"], *command], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_deploy_check_passes_with_zero_warnings_in_the_built_image(runtime, config):
     result = run_in_prod_image(
-        runtime, config, "python3", "src/manage.py", "check", "--deploy", "--fail-level", "WARNING",
-        SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="api.example.com",
-        DATABASE_URL="postgres://app:pw@db.example.com:5432/app")
+        runtime,
+        config,
+        "python3",
+        "src/manage.py",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="api.example.com",
+        DATABASE_URL="postgres://app:pw@db.example.com:5432/app",
+    )
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
 
 
 def test_missing_production_secret_fails_fast_with_one_line(runtime, config):
-    result = run_in_prod_image(runtime, config, "python3", "src/manage.py", "check",
-                               ALLOWED_HOSTS="api.example.com", DATABASE_URL="postgres://a:b@c/d")
+    result = run_in_prod_image(
+        runtime,
+        config,
+        "python3",
+        "src/manage.py",
+        "check",
+        ALLOWED_HOSTS="api.example.com",
+        DATABASE_URL="postgres://a:b@c/d",
+    )
     assert result.returncode != 0
     assert "production settings need SECRET_KEY in the environment" in result.stderr
 
 
 def test_prod_image_holds_only_runtime_dependencies(runtime, config):
-    result = run_in_prod_image(runtime, config, "python3", "-c", (
-        "import importlib.util as u, shutil;"
-        "print([m for m in ('pytest','pytest_django','uv','pip_tools','django_watchfiles')"
-        " if u.find_spec(m)], [t for t in ('gcc','cc','uv','git') if shutil.which(t)])"))
+    result = run_in_prod_image(
+        runtime,
+        config,
+        "python3",
+        "-c",
+        (
+            "import importlib.util as u, shutil;"
+            "print([m for m in ('pytest','pytest_django','uv','pip_tools','django_watchfiles',"
+            "'debugpy','coverage','ruff')"
+            " if u.find_spec(m)], [t for t in ('gcc','cc','uv','git') if shutil.which(t)])"
+        ),
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[] []"
     listing = run_in_prod_image(runtime, config, "ls", "/app", "/app/settings")
@@ -119,8 +144,9 @@ def test_production_stops_gracefully_on_sigterm(prod_stack):
 
 # --- nothing secret in any layer --------------------------------------------------------------
 CANARY = f"canary-{secrets.token_hex(12)}"
-PRIVATE_KEY = ("-----BEGIN OPENSSH PRIVATE KEY-----\n" + CANARY + "\n"
-               "-----END OPENSSH PRIVATE KEY-----\n")
+PRIVATE_KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\n" + CANARY + "\n-----END OPENSSH PRIVATE KEY-----\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +163,14 @@ def images_built_from_a_tree_full_of_secrets(runtime, config):
     (workdir / "id_rsa").write_text(PRIVATE_KEY)
     (workdir / "src" / "deploy.key").write_text(PRIVATE_KEY)
     (workdir / "settings" / "tls.pem").write_text(PRIVATE_KEY)
-    scan_config = StackConfig.load(workdir, overrides={
-        "PYTHON_IMAGE": config.values["PYTHON_IMAGE"],
-        "APP_IMAGE": "localhost/djstack-secretscan:dev",
-        "PROD_IMAGE": "localhost/djstack-secretscan:prod"})
+    scan_config = StackConfig.load(
+        workdir,
+        overrides={
+            "PYTHON_IMAGE": config.values["PYTHON_IMAGE"],
+            "APP_IMAGE": "localhost/djstack-secretscan:dev",
+            "PROD_IMAGE": "localhost/djstack-secretscan:prod",
+        },
+    )
     try:
         ensure_app_image(runtime, scan_config, force=True)
         ensure_prod_image(runtime, scan_config)
@@ -189,8 +219,9 @@ def test_no_secret_in_any_layer_of_either_image(runtime, images_built_from_a_tre
                 findings.append(f"{layer}: {path} (a private key)")
             if ca_bundle and content == ca_bundle:
                 findings.append(f"{layer}: {path} (the CA bundle passed as a build secret)")
-        history = runtime.engine_cmd("history", "--no-trunc", "--format", "{{.CreatedBy}}",
-                                     image, capture=True, quiet=True).stdout.decode()
+        history = runtime.engine_cmd(
+            "history", "--no-trunc", "--format", "{{.CreatedBy}}", image, capture=True, quiet=True
+        ).stdout.decode()
         if CANARY in history or "BEGIN CERTIFICATE" in history:
             findings.append(f"{image}: history holds a secret")
         assert len(layers) >= 3, f"{image}: expected several layers, scanned {len(layers)}"

@@ -8,9 +8,9 @@ import pytest
 from devstack import runtime as runtime_module
 from devstack.config import StackConfig
 from devstack.errors import StackError
+from devstack.net import free_port
 from devstack.runtime import detect
 from devstack.stack import Stack
-from devstack.net import free_port
 
 
 @pytest.fixture
@@ -25,7 +25,9 @@ def test_no_runtime_at_all_is_one_clear_line(empty_path):
 
 
 def test_unknown_runtime_name_lists_the_choices():
-    with pytest.raises(StackError, match=r"CONTAINER_RUNTIME='lxc' is not supported: use one of podman, docker"):
+    with pytest.raises(
+        StackError, match=r"CONTAINER_RUNTIME='lxc' is not supported: use one of podman, docker"
+    ):
         detect("lxc")
 
 
@@ -40,15 +42,19 @@ def test_podman_without_podman_compose_says_what_to_install(tmp_path, monkeypatc
     podman.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(runtime_module.sys, "executable", str(tmp_path / "python"))
-    with pytest.raises(StackError, match=r"podman-compose is missing: `pip install podman-compose`"):
+    with pytest.raises(
+        StackError, match=r"podman-compose is missing: `pip install podman-compose`"
+    ):
         detect("podman")
 
 
 def test_engine_that_cannot_run_containers_is_reported(tmp_path, monkeypatch):
     docker = tmp_path / "docker"
-    docker.write_text("#!/bin/sh\ncase \"$1\" in compose|buildx) exit 0;; esac\n"
-                      "echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock' >&2\n"
-                      "exit 1\n")
+    docker.write_text(
+        '#!/bin/sh\ncase "$1" in compose|buildx) exit 0;; esac\n'
+        "echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock' >&2\n"
+        "exit 1\n"
+    )
     docker.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(StackError, match=r"docker cannot reach its daemon \(Cannot connect"):
@@ -56,9 +62,10 @@ def test_engine_that_cannot_run_containers_is_reported(tmp_path, monkeypatch):
 
 
 def test_podman_that_cannot_list_containers_is_reported(tmp_path, monkeypatch):
-    for name, script in {"podman": "echo 'Error: stat /var/lib/containers: permission denied' >&2\n"
-                                   "exit 125\n",
-                         "podman-compose": "exit 0\n"}.items():
+    for name, script in {
+        "podman": "echo 'Error: stat /var/lib/containers: permission denied' >&2\nexit 125\n",
+        "podman-compose": "exit 0\n",
+    }.items():
         (tmp_path / name).write_text("#!/bin/sh\n" + script)
         (tmp_path / name).chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
@@ -83,9 +90,11 @@ def test_port_taken_by_another_program_is_named_with_its_variable(tmp_path):
         squatter.listen()
         port = squatter.getsockname()[1]
         free = {name: str(free_port()) for name in ("APP_PORT", "REDIS_PORT")}
-        config = StackConfig.load(tmp_path, environ={},
-                                  overrides={"STACK_NAME": "djstack-preflight-test",
-                                             "DB_PORT": str(port), **free})
+        config = StackConfig.load(
+            tmp_path,
+            environ={},
+            overrides={"STACK_NAME": "djstack-preflight-test", "DB_PORT": str(port), **free},
+        )
         stack = Stack(detect(os.environ.get("CONTAINER_RUNTIME")), config)
         with pytest.raises(StackError) as error:
             stack.preflight({})
@@ -95,8 +104,10 @@ def test_port_taken_by_another_program_is_named_with_its_variable(tmp_path):
 
 def test_docker_client_without_buildkit_says_to_install_buildx(tmp_path, monkeypatch):
     docker = tmp_path / "docker"
-    docker.write_text("#!/bin/sh\n[ \"$1\" = --version ] && echo 'Docker version 28.2.2, build x' && exit 0\n"
-                      "echo \"docker: unknown command: docker $1\" >&2; exit 1\n")
+    docker.write_text(
+        "#!/bin/sh\n[ \"$1\" = --version ] && echo 'Docker version 28.2.2, build x' && exit 0\n"
+        'echo "docker: unknown command: docker $1" >&2; exit 1\n'
+    )
     docker.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(StackError, match=r"cannot build with BuildKit: install the buildx plugin"):

@@ -36,9 +36,15 @@ def databases(stack) -> set[str]:
 
 
 def nox(stack, *args):
-    return subprocess.run([sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), *args],
-                          env=session_env(stack), capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), *args],
+        env=session_env(stack),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
 
 
 def test_a_fresh_database_holds_no_data_to_lose(isolated_stack):
@@ -69,7 +75,8 @@ def test_restore_without_yes_refuses_when_data_would_be_lost(isolated_stack):
         snapshots.restore(stack, "empty", yes=False, confirm=None)
     assert str(error.value) == (
         "restoring 'empty' would replace database 'app', which holds data (notes_note): rerun "
-        "with `nox -s restore -- empty --yes` to replace it (`nox -s snapshot` first keeps a copy)")
+        "with `nox -s restore -- empty --yes` to replace it (`nox -s snapshot` first keeps a copy)"
+    )
     assert titles(stack) == ["one", "two", "unsaved"]
     result = nox(stack, "-s", "restore", "--", "empty")  # the session, without a terminal
     assert result.returncode != 0 and "holds data (notes_note)" in result.stderr
@@ -79,8 +86,9 @@ def test_restore_without_yes_refuses_when_data_would_be_lost(isolated_stack):
 def test_restore_asks_a_person_and_respects_no(isolated_stack):
     stack = isolated_stack
     questions = []
-    assert not snapshots.restore(stack, "empty", yes=False,
-                                 confirm=lambda q: questions.append(q) or False)
+    assert not snapshots.restore(
+        stack, "empty", yes=False, confirm=lambda q: questions.append(q) or False
+    )
     assert "holds data (notes_note)" in questions[0]
     assert titles(stack) == ["one", "two", "unsaved"]
     assert snapshots.restore(stack, "empty", yes=False, confirm=lambda q: True)

@@ -17,16 +17,20 @@ from conftest import ROOT, session_env, start
 
 from devstack import workflow
 from devstack.errors import StackError
-from devstack.net import postgres_answers, redis_answers
-from devstack.net import free_port, http
+from devstack.net import free_port, http, postgres_answers, redis_answers
 
 
 def nox(stack, *args, input=None, env=None):
     """Run `nox -s ...` from the checkout against the isolated stack, as a developer would."""
-    return subprocess.run([sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), *args],
-                          env={**session_env(stack), **(env or {})}, capture_output=True,
-                          text=True, timeout=300,
-                          input=input or "", cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), *args],
+        env={**session_env(stack), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        input=input or "",
+        cwd=ROOT,
+    )
 
 
 def test_status_probes_every_service_and_shows_its_ports(isolated_stack):
@@ -35,8 +39,13 @@ def test_status_probes_every_service_and_shows_its_ports(isolated_stack):
     assert set(rows) == {"db", "redis", "app"}
     for service, row in rows.items():
         assert (row.state, row.health) == ("running", "healthy"), row
-        assert row.ports.startswith(f"127.0.0.1:{config.port(service)}->"), row
+        assert f"127.0.0.1:{config.port(service)}->" in row.ports, row
     assert rows["app"].url == f"{config.app_url}/"
+    # The app's container publishes the debugger's port too (listening after `nox -s debug`).
+    assert set(rows["app"].ports.split(", ")) == {
+        f"127.0.0.1:{config.port('debugger')}->5678/tcp",
+        f"127.0.0.1:{config.port('app')}->8000/tcp",
+    }
 
 
 def test_status_session_prints_the_table(isolated_stack):
@@ -103,8 +112,9 @@ def test_up_recreates_stopped_containers_whose_configuration_changed(isolated_st
         after = {c.service: c for c in runtime.containers(project)}
         assert all(after[s].id != before[s] for s in before), "a stale container was reused"
         app = next(c for c in after.values() if c.service == "app")
-        inspect = runtime.engine_cmd("inspect", "--format", "{{json .Config.Env}}", app.name,
-                                     capture=True, quiet=True)
+        inspect = runtime.engine_cmd(
+            "inspect", "--format", "{{json .Config.Env}}", app.name, capture=True, quiet=True
+        )
         assert "DB_WAIT_TIMEOUT=61" in json.loads(inspect.stdout)
     finally:  # back to the module's configuration for the tests that follow
         assert nox(isolated_stack, "-s", "up").returncode == 0
@@ -196,10 +206,20 @@ def test_createsuperuser_without_a_terminal_needs_noinput(isolated_stack, monkey
     assert result.returncode != 0
     assert "createsuperuser asks for a password and needs a terminal" in result.stderr
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a-long-test-password-42")
-    workflow.createsuperuser(isolated_stack, ["--noinput", "--username", "root-test",
-                                              "--email", "root@example.com"])
-    users = isolated_stack.exec("db", "psql", "-U", "app", "-d", "app", "-tAc",
-                                "SELECT username, is_superuser FROM auth_user", capture=True)
+    workflow.createsuperuser(
+        isolated_stack, ["--noinput", "--username", "root-test", "--email", "root@example.com"]
+    )
+    users = isolated_stack.exec(
+        "db",
+        "psql",
+        "-U",
+        "app",
+        "-d",
+        "app",
+        "-tAc",
+        "SELECT username, is_superuser FROM auth_user",
+        capture=True,
+    )
     assert users.stdout.decode().split() == ["root-test|t"]
 
 
@@ -254,10 +274,18 @@ def test_clean_with_yes_deletes_the_volumes(isolated_stack):
 
 # --- no stack needed ---------------------------------------------------------------------
 def test_readme_lists_every_session_exactly_as_nox_l_shows_it():
-    listing = subprocess.run([sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-l"],
-                             capture_output=True, text=True, cwd=ROOT, check=True).stdout
-    sessions = [re.match(r"^[*-] (\S+) -> (.*)$", line).groups()
-                for line in listing.splitlines() if re.match(r"^[*-] \S+ -> ", line)]
+    listing = subprocess.run(
+        [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-l"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    ).stdout
+    sessions = [
+        re.match(r"^[*-] (\S+) -> (.*)$", line).groups()
+        for line in listing.splitlines()
+        if re.match(r"^[*-] \S+ -> ", line)
+    ]
     readme = (ROOT / "README.md").read_text()
     table = re.findall(r"^\| `nox -s (\S+)` \| (.*) \|$", readme, re.M)
     assert table == [(name, text.replace("|", "\\|")) for name, text in sessions]

@@ -15,9 +15,12 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--timeout", type=float,
-                            default=float(os.environ.get("DB_WAIT_TIMEOUT", "60")),
-                            help="seconds to wait (default: DB_WAIT_TIMEOUT, else 60)")
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=float(os.environ.get("DB_WAIT_TIMEOUT", "60")),
+            help="seconds to wait (default: DB_WAIT_TIMEOUT, else 60)",
+        )
 
     def handle(self, *args, timeout: float, **options) -> None:
         settings = connection.settings_dict
@@ -32,7 +35,9 @@ class Command(BaseCommand):
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
                 connection.close()
             if time.monotonic() >= deadline:
-                raise CommandError(f"database at {where} not ready after {timeout:g}s "
-                                   f"({reason}); check `nox -s logs -- db`, or raise "
-                                   "DB_WAIT_TIMEOUT")
+                raise CommandError(
+                    f"database at {where} not ready after {timeout:g}s "
+                    f"({reason}); check `nox -s logs -- db`, or raise "
+                    "DB_WAIT_TIMEOUT"
+                )
             time.sleep(0.1)

@@ -1,0 +1,21 @@
+"""WSGI entry point of the dev server (settings.dev's WSGI_APPLICATION, which runserver loads).
+
+With DEBUGPY=true (`nox -s debug`) the process that serves listens for a debugger first.
+runserver loads the application in its serving process only, never in the reloader's parent,
+so the reloader keeps working: each reload is a fresh process that listens again (attach
+again after a reload). debugpy is a dev dependency: this module is never used in production.
+"""
+
+import os
+
+if os.environ.get("DEBUGPY", "").lower() in {"1", "true", "yes", "on"}:
+    # Frozen modules are the standard library's only: not worth a warning on every start.
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    import debugpy
+
+    # All interfaces inside the container; compose publishes the port on 127.0.0.1 only.
+    debugpy.listen(("0.0.0.0", 5678))
+
+from config.wsgi import application  # noqa: E402
+
+__all__ = ["application"]
