@@ -17,9 +17,9 @@ import urllib.request
 from conftest import ROOT, session_env
 
 VIEWS = ROOT / "src" / "notes" / "views.py"
-# A one-line statement of the notes list (GET /api/v1/notes/); a statement over several lines
+# A one-line statement the notes list runs (GET /api/v1/notes/); a statement over several lines
 # would stop twice (at its first line again for the call).
-STATEMENT = "    count, notes = selectors.note_list(limit=limit, offset=offset)"
+STATEMENT = "        return selectors.note_list()"
 LINE = VIEWS.read_text().splitlines().index(STATEMENT) + 1
 
 
@@ -140,7 +140,7 @@ def stop_at_the_breakpoint(config) -> int:
         trace = dap.response(dap.send("stackTrace", threadId=stopped["threadId"], levels=1))
         frame = trace["body"]["stackFrames"][0]
         assert (frame["source"]["path"], frame["line"]) == (str(VIEWS), LINE), frame
-        assert frame["name"] == "notes_collection"
+        assert frame["name"] == "get_queryset"
         time.sleep(1)
         assert request.is_alive() and not answer, "the request did not wait at the breakpoint"
         dap.response(dap.send("continue", threadId=stopped["threadId"]))

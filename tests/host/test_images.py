@@ -123,7 +123,8 @@ def test_a_new_dependency_rebuilds_on_the_cached_seed_layer(runtime, tmp_path):
             (i for i, (a, b) in enumerate(zip(before, after, strict=False)) if a != b), len(after)
         )
         # Rebuilt: the copy of uv.lock, the sync, the copy of the source. The seed is kept.
-        assert len(after) - shared == 3, f"{len(after) - shared} layers rebuilt, not 3"
+        # (BuildKit adds an empty layer for the WORKDIR after it; buildah does not.)
+        assert len(after) - shared in (3, 4), f"{len(after) - shared} layers rebuilt, not 3"
         # ... and the sync installed only the new package, not all of them again (~85 MB).
         assert _sync_layer_bytes(runtime, tag) < 5e6
         installed = _installed(runtime, tag)
