@@ -28,7 +28,9 @@ from .config import StackConfig
 from .errors import StackError
 from .images import add_dependency, ensure_app_image
 from .isolated import checkout_copy, isolated_overrides
+from .load import api_tokens, run_load
 from .net import free_port, http, poll, postgres_answers
+from .production import ProdStack
 from .runtime import Runtime
 from .stack import Stack
 
@@ -121,7 +123,10 @@ def bench(
     workdir = checkout_copy(source.root, f"djstack-wf-bench-{suffix}-")
     shutil.copy2(source.root / "noxfile.py", workdir / "noxfile.py")
     overrides = isolated_overrides(
-        source, f"djstack-wf-bench-{suffix}", APP_IMAGE=f"{BENCH_TAG}:dev"
+        source,
+        f"djstack-wf-bench-{suffix}",
+        APP_IMAGE=f"{BENCH_TAG}:dev",
+        PROD_IMAGE=f"{BENCH_TAG}:prod",
     )
     if "CONTAINER_RUNTIME" not in source.values:
         overrides["CONTAINER_RUNTIME"] = runtime.name  # the sessions must use the same engine
@@ -242,7 +247,27 @@ class Bench:
             unit="x",
         )
         self.image_sizes()
+        self.production_load()
         return r
+
+    def production_load(self, clients: int = 40, requests_per_client: int = 80) -> None:
+        """The production-like stack (the prod image just built) under a bounded mixed load
+        on loopback: reads and authenticated writes, one user and token per client."""
+        production = ProdStack.for_checkout(self.runtime, self.config)
+        try:
+            production.up()
+            tokens = api_tokens(production, clients)
+            result = run_load(
+                production.app_url, tokens, clients=clients, requests_per_client=requests_per_client
+            )
+        finally:
+            production.down(volumes=True)
+        what = f"{result.requests} mixed requests, {clients} clients"
+        self.results.add(f"production load: requests/s ({what})", [result.per_second], unit="/s")
+        self.results.add("production load: p99 latency", [result.p99_ms / 1000])
+        self.results.add(
+            "production load: errors", [float(len(result.errors))], "0", lambda v: v == 0, unit=""
+        )
 
     def compose_lifecycle(self) -> tuple[list[float], list[float]]:
         """What stopping and starting the same containers through the compose tool takes,
@@ -570,6 +595,10 @@ Targets are ratios to what the same run measures, since machines differ.
   which rewrites `pyproject.toml` and `uv.lock`, with a token in the requirement so that
   no layer of an earlier run can match: the sync step runs again on the cached seed layer
   and installs the new package (docs/configuration.md, "Why a seed").
+- **production load**: the production-like stack (`nox -s prod`: gunicorn, settings.prod,
+  the prod image just built) under 40 concurrent clients on loopback, 80 requests each, one
+  in four an authenticated write (one user and API token per client), the rest reads:
+  requests per second, the p99 latency and the errors (every request must get its status).
 - Benchmarks run on a copy of the checkout with their own stack, volumes, ports and image
   tags ({BENCH_TAG}:dev/prod), all removed afterwards. Runs: {runs} (builds: {build_runs}).
 """

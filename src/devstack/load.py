@@ -11,6 +11,15 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 NOTES = "/api/v1/notes/"
+# One user and API token per client, as distinct API clients would be: each stays far below
+# the default per-user rate (API_THROTTLE_USER), so throttling is on but never reached.
+CREATE_USERS_AND_TOKENS = """
+import json
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+users = [get_user_model().objects.get_or_create(username=f"load{{n}}")[0] for n in range({count})]
+print(json.dumps([Token.objects.get_or_create(user=user)[0].key for user in users]))
+"""
 
 
 @dataclass
@@ -86,3 +95,12 @@ def run_load(
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else 0.0
     return LoadResult(len(latencies), seconds, p99, errors, written)
+
+
+def api_tokens(stack, count: int, service: str = "web") -> list[str]:
+    """`count` users with an API token each, made in one `manage.py shell` in the service."""
+    script = CREATE_USERS_AND_TOKENS.format(count=count)
+    result = stack.exec(
+        service, "python3", "src/manage.py", "shell", "-c", script, capture=True, quiet=True
+    )
+    return json.loads(result.stdout.decode().strip().splitlines()[-1])

@@ -12,7 +12,7 @@ from conftest import production_stack
 
 from devstack.config import StackConfig
 from devstack.images import ensure_base_images, ensure_prod_image
-from devstack.load import run_load
+from devstack.load import api_tokens, run_load
 from devstack.net import http, poll
 from devstack.runtime import detect
 
@@ -20,15 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CLIENTS, REQUESTS_PER_CLIENT = 40, 80  # 3200 requests, 800 of them writes
 NOTES = "/api/v1/notes/"
 
-# One user per client, as distinct API clients would be: each stays far below the default
-# per-user rate (API_THROTTLE_USER, 1000/minute), so throttling is on but never reached.
-CREATE_USERS_AND_TOKENS = """
-import json
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
-users = [get_user_model().objects.get_or_create(username=f"load{{n}}")[0] for n in range({count})]
-print(json.dumps([Token.objects.get_or_create(user=user)[0].key for user in users[1:]]))
-"""
 STORED_NOTES = (
     "import json; from notes.models import Note;"
     "print(json.dumps(list(Note.objects.values_list('id', 'title'))))"
@@ -55,9 +46,7 @@ def manage(stack, *args: str) -> str:
 def tokens(prod_stack):
     """One API token per client. The first made as docs/api.md says (`drf_create_token`), the
     others in one go (one `exec` each would take a minute)."""
-    others = json.loads(
-        manage(prod_stack, "shell", "-c", CREATE_USERS_AND_TOKENS.format(count=CLIENTS))
-    )
+    others = api_tokens(prod_stack, CLIENTS)[1:]
     output = manage(prod_stack, "drf_create_token", "load0")
     first = re.fullmatch(r"Generated token (\w+) for user load0", output)
     assert first, output
