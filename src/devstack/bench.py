@@ -38,6 +38,7 @@ BENCH_TAG = "localhost/djstack-wf-bench-app"
 # Small pure-Python packages the app does not use: one is added per dependency rebuild.
 NEW_DEPENDENCIES = ("six", "toolz", "tabulate", "cachetools", "itsdangerous", "text-unidecode")
 PROBE_ROUTE = "__bench__/"
+SETTLE = 0.5  # seconds between a reload being served and the next save
 
 
 @dataclass
@@ -427,13 +428,15 @@ class Bench:
                 save(kind)
             self.served(url, " ".join(tokens.values()), 60)
             for number in range(self.edits):
+                # A restarted server answers a moment before its file watches are in place:
+                # a save in that moment would go unseen (SETTLE, as a developer's pace).
+                time.sleep(SETTLE)
                 kind = list(files)[number % len(files)]
                 tokens[kind] = f"{secrets.token_hex(6)}-{number}"
                 started = time.monotonic()
                 save(kind)
                 self.served(url, " ".join(tokens.values()), 30)
                 samples[kind].append(time.monotonic() - started)
-                time.sleep(0.3)  # let the reloader settle before the next save
         finally:
             for kind, text in originals.items():
                 (self.config.root / files[kind]).write_text(text)
