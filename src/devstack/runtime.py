@@ -101,6 +101,10 @@ class Runtime:
     def engine_cmd(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         return self.run([*self.engine, *args], **kwargs)
 
+    # No health-gated start or `up --wait` here, though Compose v2 and podman-compose 1.6 on
+    # Podman >= 4.6 offer them: Podman without systemd never runs a healthcheck, so they wait
+    # for ever there (seen on 5.4.2), and elsewhere cost a check interval on every `up`
+    # (docs/runtimes.md). Stack.wait_ready probes the published ports on every engine.
     def compose(
         self, project: str, compose_file: Path, *args: str, env: Mapping[str, str], **kwargs
     ) -> subprocess.CompletedProcess:

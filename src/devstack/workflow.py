@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -108,10 +109,26 @@ def logs(stack: Stack, args: Sequence[str]) -> None:
         *extra,
         *services,
     ]
+    # Compose v2 (2.26) starts every line with an erase-line code even so: dropped here.
+    process = stack.runtime.compose_popen(
+        stack.config.project,
+        stack.config.compose_file,
+        *command,
+        env=stack.compose_env(),
+        stdout=None if color == [] else subprocess.PIPE,
+    )
     try:
-        stack.compose(*command, check=not follow, quiet=True)
+        for line in process.stdout or ():
+            sys.stdout.buffer.write(line.replace(b"\x1b[2K", b""))
+            sys.stdout.flush()
+        code = process.wait()
     except KeyboardInterrupt:  # Ctrl-C ends following; that is not a failure
-        pass
+        process.terminate()
+        code = 0
+    if code != 0 and not follow:
+        raise StackError(
+            f"`{' '.join(stack.runtime.compose_tool)} logs` failed with exit code {code}"
+        )
 
 
 @dataclass

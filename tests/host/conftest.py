@@ -8,6 +8,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 import os  # noqa: E402
+import re  # noqa: E402
 import secrets  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 
@@ -63,8 +64,9 @@ def session_env(stack: Stack) -> dict[str, str]:
 
 
 def history_bytes(text: str) -> int:
-    """A history size: raw bytes (docker -H=false) or "59.3 MB" (podman always prints units)."""
-    number, _, unit = text.strip().partition(" ")
+    """A history size: raw bytes (docker -H=false) or "59.3 MB" (podman 4; podman 5 "97.8kB"):
+    podman always prints units."""
+    number, unit = re.fullmatch(r"([0-9.]+)\s*([A-Za-z]*)", text.strip()).groups()
     scale = {"": 1, "B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
     return int(float(number) * scale)
 
