@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.config import StackConfig
+from devstack.config import PORT_VARIABLES, StackConfig
 from devstack.isolated import IMAGE_VARIABLES, checkout_copy
 from devstack.net import free_port, http
 from devstack.runtime import detect
@@ -30,7 +30,7 @@ def test_compose_tool_alone_serves_a_healthy_app(workdir):
     if not runtime.image_exists(source.values["APP_IMAGE"]):
         pytest.fail(f"{source.values['APP_IMAGE']} is not built: run `nox -s build` first")
     name = f"djstack-bare-{secrets.token_hex(3)}"
-    ports = {"APP_PORT": free_port(), "DB_PORT": free_port(), "REDIS_PORT": free_port()}
+    ports = {variable: free_port() for variable in PORT_VARIABLES.values()}
     lines = [
         f"STACK_NAME={name}",
         *(f"{k}={v}" for k, v in ports.items()),
