@@ -83,9 +83,15 @@ class Results:
         self.rows.append(row)
         return row
 
-    def median(self, name: str) -> float:
-        row = next((r for r in self.rows if r.name == name), None)
-        return statistics.median(row.samples) if row and row.samples else math.nan
+    def add_ratio(self, name: str, samples: list[float], reference: float, limit: float) -> Row:
+        """Each sample over `reference`, against at most `limit`."""
+        return self.add(
+            name,
+            [v / reference for v in samples],
+            f"<= {limit:.2f}",
+            lambda v: v <= limit,
+            unit="x",
+        )
 
     def table(self) -> str:
         from .workflow import table
@@ -194,13 +200,7 @@ class Bench:
         )
         r.add("bare PostgreSQL ready (warm volume)", bare)
         r.add("Django boot (manage.py check)", boot)
-        r.add(
-            "warm up / (bare PG + Django boot)",
-            [v / reference for v in warm_up],
-            "<= 2.0",
-            lambda v: v <= 2,
-            unit="x",
-        )
+        r.add_ratio("warm up / (bare PG + Django boot)", warm_up, reference, 2.0)
         r.add("nox -l (nox's own start)", nox_list)
         r.add("one engine query (containers of the stack)", query)
         r.add(
@@ -240,13 +240,7 @@ class Bench:
             f"<= 30% of cold build = {0.3 * cold:.1f}",
             lambda v: v <= 0.3 * cold,
         )
-        r.add(
-            "dependency rebuild / cold build",
-            [v / cold for v in dependency],
-            "<= 0.30",
-            lambda v: v <= 0.3,
-            unit="x",
-        )
+        r.add_ratio("dependency rebuild / cold build", dependency, cold, 0.3)
         self.image_sizes()
         self.production_load()
         return r

@@ -7,15 +7,13 @@ import json
 import os
 import re
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .config import LEGACY_STACK_NAME, PORT_VARIABLES, PROD_PORT_VARIABLES, StackConfig, image_tags
 from .errors import StackError
 from .images import app_image_up_to_date, ensure_app_image, ensure_base_images
-from .net import port_in_use, postgres_answers, redis_answers
+from .net import http, port_in_use, postgres_answers, redis_answers
 from .runtime import Container, Runtime
 
 SERVICES = ("db", "redis", "app")
@@ -272,13 +270,7 @@ class Stack:
         return status == 200, f"health endpoint answered {status or 'nothing'} {body}".strip()
 
     def health(self) -> tuple[int | None, str]:
-        try:
-            with urllib.request.urlopen(f"{self.app_url}/api/v1/health/", timeout=5) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode(errors="replace")
-        except (OSError, ValueError) as exc:
-            return None, f"({exc})"
+        return http("GET", f"{self.app_url}/api/v1/health/")
 
     def wait_ready(
         self, timeout: float, services: tuple[str, ...] | None = None, known: dict | None = None
