@@ -333,11 +333,12 @@ def devcontainer(session: nox.Session) -> None:
             session.run(*npm, f"@devcontainers/cli@{DEVCONTAINERS_CLI}", env=env, external=True)
         app = s.containers().get("app")
         if app and "devcontainer.local_folder" not in app.labels:
-            if command != "up":  # e.g. `up` recreated it after a rebuild
+            if command == "exec":  # e.g. `up` recreated it after a rebuild
                 session.error("the app container is not a dev container: `nox -s devcontainer`")
-            # The CLI labels the app container as it creates it; podman-compose would keep
-            # this unlabelled one, which the CLI then cannot find.
-            s.runtime.engine_cmd("rm", "-f", app.name, capture=True, quiet=True)
+            if command == "up":
+                # The CLI labels the app container as it creates it; podman-compose would keep
+                # this unlabelled one, which the CLI then cannot find.
+                s.runtime.engine_cmd("rm", "-f", app.name, capture=True, quiet=True)
         engines = ["--docker-path", s.runtime.engine[0], "--docker-compose-path", str(SHIM)]
         session.run(
             str(cli),
