@@ -94,9 +94,16 @@ DATABASES = {"default": env_url("DATABASE_URL", _database_url_from_parts(), _pos
 # Persistent connections, checked before reuse so a restarted database is not an error.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# Short, so a database that is gone makes readiness answer 503 within seconds.
-DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
-    "DB_CONNECT_TIMEOUT", default=3
+# Short, so a database that is gone makes readiness answer 503 within seconds: a new
+# connection gives up after connect_timeout; a persistent one whose server vanished (no
+# reset ever comes) after tcp_user_timeout (ms) of unacknowledged data, or keepalives.
+DATABASES["default"].setdefault("OPTIONS", {}).update(
+    connect_timeout=env.int("DB_CONNECT_TIMEOUT", default=3),
+    tcp_user_timeout=2000,
+    keepalives=1,
+    keepalives_idle=5,
+    keepalives_interval=2,
+    keepalives_count=2,
 )
 
 
