@@ -5,6 +5,8 @@ from urllib.parse import quote, urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -98,7 +100,7 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # connection gives up after connect_timeout; a persistent one whose server vanished (no
 # reset ever comes) after tcp_user_timeout (ms) of unacknowledged data, or keepalives.
 DATABASES["default"].setdefault("OPTIONS", {}).update(
-    connect_timeout=env.int("DB_CONNECT_TIMEOUT", default=3),
+    connect_timeout=env.int("DB_CONNECT_TIMEOUT", default=2),
     tcp_user_timeout=2000,
     keepalives=1,
     keepalives_idle=5,
@@ -114,8 +116,11 @@ def _redis_cache(url: str) -> dict:
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": url,
         "OPTIONS": {
-            "SOCKET_CONNECT_TIMEOUT": 2,
-            "SOCKET_TIMEOUT": 2,
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            "SOCKET_TIMEOUT": 1,
+            # One attempt: redis-py retries with backoff by default, which turns a Redis that
+            # is gone into seconds of waiting on every request (and on readiness).
+            "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 0)},
             # The cache is an optimisation: without Redis, reads and writes of the API go on
             # (throttling counts nothing meanwhile); readiness still reports the cache down.
             "IGNORE_EXCEPTIONS": True,
