@@ -293,6 +293,11 @@ class Runtime:
     def describe(self) -> str:
         return self.name
 
+    def repair_names(self, containers: Sequence[Container], probe_service: str) -> bool:
+        """Make the running services' names resolve again inside their network; True if
+        they do. Docker's DNS keeps a network's names whatever stops or starts."""
+        return True
+
 
 class Podman(Runtime):
     rootless: bool = False
@@ -370,6 +375,34 @@ class Podman(Runtime):
 
     def describe(self) -> str:
         return "rootless podman" if self.rootless else "podman"
+
+    def repair_names(self, containers: Sequence[Container], probe_service: str) -> bool:
+        """aardvark-dns before 1.11 (Debian 12's Podman 4.3 has 1.4) restarts all its DNS
+        listeners whenever any container stops or starts, and a listener that fails to come
+        back leaves its whole network without names until the next change (rootful and
+        rootless; containers/aardvark-dns#389, fixed by #449). `podman network reload` is such
+        a change: ask the probe container to resolve another service, reload until it can."""
+        running = [c for c in containers if c.state == "running"]
+        probe = next((c for c in running if c.service == probe_service), None)
+        others = [c.service for c in running if c is not probe]
+        if probe is None or not others:
+            return True
+        for attempt in range(5):
+            getent = ["exec", probe.name, "getent", "hosts", others[0]]
+            lookup = self.engine_cmd(*getent, capture=True, check=False, quiet=True)
+            if lookup.returncode != 2:  # 0: resolved; anything else: no getent to ask
+                return True
+            if attempt == 0:
+                self.log(
+                    f"podman's DNS lost the names of {probe.name}'s network (aardvark-dns < 1.11"
+                    " after a container stopped or started): reloading the network"
+                )
+            self.engine_cmd("network", "reload", probe.name, capture=True, check=False, quiet=True)
+        self.log(
+            "the stack's names still do not resolve; see "
+            "docs/troubleshooting.md#service-names-stop-resolving-podman-4"
+        )
+        return False
 
     def not_working_hint(self, reason: str) -> str:
         return (

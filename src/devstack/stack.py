@@ -250,6 +250,10 @@ class Stack:
         self.containers()  # never another checkout's
         self.compose("down", capture=True)
 
+    def repair_names(self) -> bool:
+        """The service names resolve inside the stack's network (Runtime.repair_names)."""
+        return self.runtime.repair_names(list(self.containers().values()), self.http_service)
+
     def migrate(self, *args: str) -> None:
         self.exec("app", "python3", "manage.py", "migrate", "--noinput", *args)
 
@@ -286,6 +290,7 @@ class Stack:
         pending = list(services or self.services)
         seen: dict[str, str] = {}
         containers, listed = known, time.monotonic()
+        repaired = started  # an app still not answering after seconds: do its names resolve?
         with ThreadPoolExecutor(max_workers=len(pending)) as pool:
             while pending:
                 if containers is None or (seen and time.monotonic() - listed > 1):
@@ -307,6 +312,9 @@ class Stack:
                     if ok:
                         pending.remove(service)
                         self.log(f"{service} ready after {time.monotonic() - started:.1f}s")
+                if self.http_service in pending and time.monotonic() - repaired > 3:
+                    self.runtime.repair_names(list(containers.values()), self.http_service)
+                    repaired = time.monotonic()
                 if pending and time.monotonic() >= deadline:
                     waiting = "; ".join(f"{s}: {seen.get(s, 'no answer')}" for s in pending)
                     raise StackError(

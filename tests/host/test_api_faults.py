@@ -42,6 +42,14 @@ def readiness_ok(stack):
     return check
 
 
+def compose(stack, *args):
+    """A compose command that stops or starts a service, then the stack's names repaired as
+    `nox -s up` repairs them: Podman 4's aardvark-dns may drop a whole network's names on any
+    stop or start (Runtime.repair_names). The fault under test is the service going away."""
+    stack.compose(*args, capture=True)
+    stack.repair_names()
+
+
 def container(stack, service):
     return next(c for c in stack.runtime.containers(stack.config.project) if c.service == service)
 
@@ -59,7 +67,7 @@ def started_at(stack, service) -> str:
 
 def test_redis_stopped_readiness_names_the_cache_and_the_notes_api_keeps_working(isolated_stack):
     stack = isolated_stack
-    stack.compose("stop", "redis", capture=True)
+    compose(stack, "stop", "redis")
     try:
         ok, seen, took = poll(readiness_fails(stack, "cache"), timeout=NOTICE_WITHIN)
         assert ok, f"readiness after {took:.1f}s: {seen}"
@@ -71,7 +79,7 @@ def test_redis_stopped_readiness_names_the_cache_and_the_notes_api_keeps_working
         assert get(stack, f"{NOTES}{note_id}/")[0] == 200
         assert get(stack, NOTES)[0] == 200
     finally:
-        stack.compose("start", "redis", capture=True)
+        compose(stack, "start", "redis")
     ok, seen, _ = poll(readiness_ok(stack), timeout=30)
     assert ok, seen
 
@@ -82,7 +90,7 @@ def test_postgres_stopped_readiness_names_the_database_liveness_stays_200_and_th
     stack = isolated_stack
     app_started = started_at(stack, "app")
     assert get(stack, NOTES)[0] == 200  # the app holds a persistent connection now
-    stack.compose("stop", "db", capture=True)
+    compose(stack, "stop", "db")
     try:
         ok, seen, took = poll(readiness_fails(stack, "database"), timeout=NOTICE_WITHIN)
         assert ok, f"readiness after {took:.1f}s: {seen}"
@@ -96,7 +104,7 @@ def test_postgres_stopped_readiness_names_the_database_liveness_stays_200_and_th
         assert status == 503, body
         assert "database is unavailable" in json.loads(body)["errors"]["__all__"][0]
     finally:
-        stack.compose("start", "db", capture=True)
+        compose(stack, "start", "db")
     ok, seen, _ = poll(lambda: stack.service_ready("db"), timeout=30)
     assert ok, seen
     # Back for the app too (its name resolves again on the stack's network, which may lag
