@@ -10,6 +10,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import os  # noqa: E402
 import re  # noqa: E402
 import secrets  # noqa: E402
+import subprocess  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 
 import pytest  # noqa: E402
@@ -61,6 +62,19 @@ def session_env(stack: Stack) -> dict[str, str]:
         *IMAGE_VARIABLES,
     )
     return {**os.environ, **{key: stack.config.values[key] for key in keys}}
+
+
+def nox(stack: Stack, *args: str, input: str = "", env: dict[str, str] | None = None):
+    """Run `nox -s ...` from the checkout against the isolated stack, as a developer would."""
+    return subprocess.run(
+        [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), *args],
+        env={**session_env(stack), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        input=input,
+        cwd=ROOT,
+    )
 
 
 def history_bytes(text: str) -> int:

@@ -8,30 +8,17 @@ import json
 import os
 import queue
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
 
-from conftest import ROOT, session_env
+from conftest import ROOT, nox
 
 VIEWS = ROOT / "src" / "notes" / "views.py"
 # A one-line statement the notes list runs (GET /api/v1/notes/); a statement over several lines
 # would stop twice (at its first line again for the call).
 STATEMENT = "        return selectors.note_list()"
 LINE = VIEWS.read_text().splitlines().index(STATEMENT) + 1
-
-
-def nox(stack, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), *args],
-        env=session_env(stack),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-    )
 
 
 class DebugAdapter:

@@ -6,11 +6,9 @@ The tests run in order: each leaves the database as the next one expects.
 
 import gzip
 import json
-import subprocess
-import sys
 
 import pytest
-from conftest import ROOT, session_env, start
+from conftest import nox, start
 
 from devstack import snapshots, workflow
 from devstack.errors import StackError
@@ -33,18 +31,6 @@ def add_note(stack, title: str) -> None:
 
 def databases(stack) -> set[str]:
     return set(snapshots.psql(stack, "SELECT datname FROM pg_database").stdout.decode().split())
-
-
-def nox(stack, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), *args],
-        env=session_env(stack),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
 
 
 def test_a_fresh_database_holds_no_data_to_lose(isolated_stack):

@@ -13,24 +13,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, session_env, start
+from conftest import ROOT, nox, start
 
 from devstack import workflow
 from devstack.errors import StackError
 from devstack.net import free_port, http, postgres_answers, redis_answers
-
-
-def nox(stack, *args, input=None, env=None):
-    """Run `nox -s ...` from the checkout against the isolated stack, as a developer would."""
-    return subprocess.run(
-        [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), *args],
-        env={**session_env(stack), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        input=input or "",
-        cwd=ROOT,
-    )
 
 
 def test_status_probes_every_service_and_shows_its_ports(isolated_stack):
