@@ -387,12 +387,14 @@ class Podman(Runtime):
         others = [c.service for c in running if c is not probe]
         if probe is None or not others:
             return True
-        for attempt in range(5):
-            getent = ["exec", probe.name, "getent", "hosts", others[0]]
+        getent = ["exec", probe.name, "getent", "hosts", others[0]]
+        for reloads in range(6):
             lookup = self.engine_cmd(*getent, capture=True, check=False, quiet=True)
             if lookup.returncode != 2:  # 0: resolved; anything else: no getent to ask
                 return True
-            if attempt == 0:
+            if reloads == 5:
+                break
+            if reloads == 0:
                 self.log(
                     f"podman's DNS lost the names of {probe.name}'s network (aardvark-dns < 1.11"
                     " after a container stopped or started): reloading the network"
