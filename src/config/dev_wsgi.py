@@ -1,9 +1,9 @@
 """WSGI entry point of the dev server (settings.dev's WSGI_APPLICATION, which runserver loads).
 
 With DEBUGPY=true (`nox -s debug`) the process that serves listens for a debugger first.
-runserver loads the application in its serving process only, never in the reloader's parent,
-so the reloader keeps working: each reload is a fresh process that listens again (attach
-again after a reload). debugpy is a dev dependency: this module is never used in production.
+runserver loads the application in the process that serves (the only Django process:
+watchfiles, its parent, restarts it on an edit), so reload keeps working: each reload is a
+fresh process that listens again (attach again after a reload). debugpy is a dev dependency: this module is never used in production.
 """
 
 import os

@@ -38,7 +38,6 @@ BENCH_TAG = "localhost/djstack-wf-bench-app"
 # Small pure-Python packages the app does not use: one is added per dependency rebuild.
 NEW_DEPENDENCIES = ("six", "toolz", "tabulate", "cachetools", "itsdangerous", "text-unidecode")
 PROBE_ROUTE = "__bench__/"
-SETTLE = 0.5  # seconds between a reload being served and the next save
 
 
 @dataclass
@@ -422,9 +421,6 @@ class Bench:
                 save(kind)
             self.served(url, " ".join(tokens.values()), 60)
             for number in range(self.edits):
-                # A restarted server answers a moment before its file watches are in place:
-                # a save in that moment would go unseen (SETTLE, as a developer's pace).
-                time.sleep(SETTLE)
                 kind = list(files)[number % len(files)]
                 tokens[kind] = f"{secrets.token_hex(6)}-{number}"
                 started = time.monotonic()

@@ -17,6 +17,10 @@ from .net import http, port_in_use, postgres_answers, redis_answers
 from .runtime import Container, Runtime
 
 SERVICES = ("db", "redis", "app")
+# The dev image's command (Containerfile): watchfiles, restarting the server on an edit.
+DEV_WATCHER, DEV_SERVER = "watchfiles", "manage.py runserver"
+# The last line of a Python traceback, or Django's one-line CommandError.
+ERROR_LINE = re.compile(r"^[\w.]*(Error|Exception|ImproperlyConfigured)\b")
 CONFIG_LABEL = "io.djstack.config"
 # Read by the tooling only: changing them must not recreate containers.
 NOT_COMPOSE_KEYS = {"UP_TIMEOUT", "CONTAINER_RUNTIME", "CA_BUNDLE", "SNAPSHOT_DIR"}
@@ -314,6 +318,8 @@ class Stack:
                         self.log(f"{service} ready after {time.monotonic() - started:.1f}s")
                 if self.http_service in pending and time.monotonic() - repaired > 3:
                     self.runtime.repair_names(list(containers.values()), self.http_service)
+                    if self.server_exited(containers.get(self.http_service)):
+                        raise StackError(self._server_exited_message(self.http_service))
                     repaired = time.monotonic()
                 if pending and time.monotonic() >= deadline:
                     waiting = "; ".join(f"{s}: {seen.get(s, 'no answer')}" for s in pending)
@@ -324,18 +330,50 @@ class Stack:
                 if pending:
                     time.sleep(0.02)
 
-    def _stopped_message(self, service: str) -> str:
-        logs = self.compose("logs", "--tail", "5", service, capture=True, check=False, quiet=True)
-        lines = [
-            line
-            for line in (logs.stdout + logs.stderr).decode(errors="replace").splitlines()
-            if line.strip()
-        ]
-        last = re.sub(r"\x1b\[[0-9;]*m", "", lines[-1]).strip() if lines else "no output"
+    def server_exited(self, container: Container | None) -> bool:
+        """The dev server's process ended (code that does not import, a failing check, a
+        malformed setting) and watchfiles waits for an edit: its container runs on, so only
+        its process list tells. Asked twice, since a reload replaces the process."""
+        if container is None:
+            return False
+        for attempt in range(2):
+            if attempt:
+                time.sleep(0.3)
+            top = self.runtime.engine_cmd(
+                "top", container.name, capture=True, check=False, quiet=True
+            )
+            processes = (
+                top.stdout.decode(errors="replace").splitlines() if top.returncode == 0 else []
+            )
+            # The watcher's own command line names the server too.
+            serving = [p for p in processes if DEV_SERVER in p and DEV_WATCHER not in p]
+            if serving or not any(DEV_WATCHER in p for p in processes):
+                return False
+        return True
+
+    def _server_exited_message(self, service: str) -> str:
         return (
-            f"the {service} container stopped while starting (last log line: {last}); "
+            f"the {service} server stopped while starting ({self._last_error(service)}); "
+            f"fix it, then `nox -s up` (the whole log: `nox -s logs -- {service}`)"
+        )
+
+    def _stopped_message(self, service: str) -> str:
+        return (
+            f"the {service} container stopped while starting (log: {self._last_error(service)}); "
             f"see `nox -s logs -- {service}`"
         )
+
+    def _last_error(self, service: str) -> str:
+        """The last error line of the service's log (not what watchfiles prints after it),
+        else its last line; without colours and the compose tool's "app | " prefix."""
+        logs = self.compose("logs", "--tail", "20", service, capture=True, check=False, quiet=True)
+        lines = [
+            re.sub(r"^[^|\s]+\s*\|\s?", "", re.sub(r"\x1b\[[0-9;]*m", "", line)).strip()
+            for line in (logs.stdout + logs.stderr).decode(errors="replace").splitlines()
+        ]
+        lines = [line for line in lines if line]
+        errors = [line for line in lines if ERROR_LINE.match(line)]
+        return (errors or lines or ["no output"])[-1]
 
     def urls(self) -> dict[str, str]:
         host, values = self.config.host, self.config.values

@@ -3,6 +3,7 @@ modules, run as real processes."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 APP_DIR = Path(__file__).resolve().parents[2]
+WATCHFILES_LOG = re.compile(r"\[\d\d:\d\d:\d\d\] ")  # its own lines: "[12:00:00] watchfiles v1 ..."
 
 
 def run(args, **env):
@@ -75,8 +77,10 @@ def _dev_server(port: int, **env):
     environment["PYTHONPATH"] = os.pathsep.join(
         filter(None, [env.get("PYTHONPATH"), os.environ.get("PYTHONPATH")])
     )
+    # The dev image's command (Containerfile): watchfiles restarting runserver --noreload.
+    server = f"{sys.executable} src/manage.py runserver --noreload 127.0.0.1:{port}"
     return subprocess.Popen(
-        [sys.executable, "src/manage.py", "runserver", f"127.0.0.1:{port}"],
+        [sys.executable, "-m", "watchfiles", "--filter", "python", server, "src", "settings"],
         cwd=APP_DIR,
         env=environment,
         start_new_session=True,
@@ -101,7 +105,8 @@ def test_dev_server_serves_and_stops_at_once():
                 assert server.poll() is None, server.communicate()[1]
                 time.sleep(0.05)
         assert status == 200
-        # TERM to the group, as dumb-init sends it on `stop`: parent and child leave at once.
+        # TERM to the group, as dumb-init sends it on `stop`: watchfiles and the server leave
+        # at once.
         started = time.monotonic()
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=5)
@@ -132,7 +137,7 @@ BROKEN_PROJECTS = {
 @pytest.mark.parametrize("broken", list(BROKEN_PROJECTS))
 def test_dev_server_with_broken_code_shows_the_error_and_waits_for_a_fix(tmp_path, broken):
     """As runserver does: the error is shown, nothing is served, the container keeps running
-    (the reloader waits for the fix) instead of exiting."""
+    (watchfiles waits for the fix) instead of exiting."""
     files, settings, expected = BROKEN_PROJECTS[broken]
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -142,7 +147,7 @@ def test_dev_server_with_broken_code_shows_the_error_and_waits_for_a_fix(tmp_pat
     server = _dev_server(port, DJANGO_SETTINGS_MODULE="broken_settings", PYTHONPATH=str(tmp_path))
     try:
         time.sleep(8)  # set-up, checks, the fresh server's own attempt
-        assert server.poll() is None, "the reloader parent must keep waiting for a fix"
+        assert server.poll() is None, "watchfiles must keep waiting for a fix"
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health/", timeout=2)
     finally:
@@ -152,13 +157,13 @@ def test_dev_server_with_broken_code_shows_the_error_and_waits_for_a_fix(tmp_pat
 
 
 def test_dev_server_without_a_database_fails_with_one_line_and_leaves_no_process():
+    """No waiting for an edit that cannot help: watchfiles stops too, so the container does."""
     server = _dev_server(
         _free_port(), DATABASE_URL="postgres://app:app@127.0.0.1:1/app", DB_WAIT_TIMEOUT="1"
     )
     try:
         _, stderr = server.communicate(timeout=30)
-        assert server.returncode != 0
-        lines = stderr.strip().splitlines()
+        lines = [line for line in stderr.strip().splitlines() if not WATCHFILES_LOG.match(line)]
         assert len(lines) == 1, stderr
         assert "database at 127.0.0.1:1 not ready after 1s" in lines[0]
         time.sleep(0.2)
@@ -267,3 +272,29 @@ def test_development_api_is_open_and_browsable():
     assert policy["DEFAULT_PERMISSION_CLASSES"] == ["rest_framework.permissions.AllowAny"]
     assert "rest_framework.renderers.BrowsableAPIRenderer" in policy["DEFAULT_RENDERER_CLASSES"]
     assert policy["DEFAULT_THROTTLE_CLASSES"] == []
+
+
+def test_dev_settings_read_an_edited_template_at_once(tmp_path):
+    """No Django reloader resets cached templates in the dev server: dev reads them afresh."""
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "edited_settings.py").write_text(
+        "from settings.dev import *  # noqa\n"
+        f"TEMPLATES[0]['DIRS'] = [{str(tmp_path / 'templates')!r}]\n"
+    )
+    script = (
+        "import django, pathlib, sys\n"
+        "django.setup()\n"
+        "from django.template.loader import render_to_string\n"
+        "page = pathlib.Path(sys.argv[1])\n"
+        "page.write_text('before')\n"
+        "print(render_to_string('page.html'))\n"
+        "page.write_text('after')\n"
+        "print(render_to_string('page.html'))\n"
+    )
+    result = run(
+        ["-c", script, str(tmp_path / "templates" / "page.html")],
+        DJANGO_SETTINGS_MODULE="edited_settings",
+        PYTHONPATH=os.pathsep.join([str(tmp_path), str(APP_DIR), str(APP_DIR / "src")]),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["before", "after"]

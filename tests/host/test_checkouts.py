@@ -6,7 +6,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 import venv
 from pathlib import Path
 
@@ -81,9 +80,6 @@ def test_two_checkouts_run_side_by_side_each_serving_its_own_tree(twins):
     assert "STACK_NAME=djstack-twin-2" in (second / ".env").read_text()
     assert configs[0].app_url != configs[1].app_url  # a busy default port moved, and stays
     tokens = [secrets.token_hex(6) for _ in configs]
-    # A server that just started answers a moment before its file watches are in place, and
-    # a save in that moment goes unseen (docs/troubleshooting.md#an-edit-did-not-reload-the-server).
-    time.sleep(1)
     for checkout, token in zip((first, second), tokens, strict=True):
         serve_token(checkout, token)
     for config, token in zip(configs, tokens, strict=True):

@@ -32,7 +32,7 @@ def test_locked_pins_follow_the_project_and_its_dev_group_for_linux():
         "django-environ",
         "pytest",
         "pytest-django",
-        "django-watchfiles",
+        "watchfiles",
     } <= set(pins)
     assert "psycopg-binary" in pins  # through the `binary` extra and its CPython marker
     assert not {"nox", "podman-compose", "uv"} & set(pins)  # the host group stays out

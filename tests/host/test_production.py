@@ -85,7 +85,7 @@ def test_prod_image_holds_only_runtime_dependencies(runtime, config):
         "-c",
         (
             "import importlib.util as u, shutil;"
-            "print([m for m in ('pytest','pytest_django','uv','pip_tools','django_watchfiles',"
+            "print([m for m in ('pytest','pytest_django','uv','pip_tools','watchfiles',"
             "'debugpy','coverage','ruff')"
             " if u.find_spec(m)], [t for t in ('gcc','cc','uv','git') if shutil.which(t)])"
         ),

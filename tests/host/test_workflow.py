@@ -107,6 +107,19 @@ def test_up_recreates_stopped_containers_whose_configuration_changed(isolated_st
         assert nox(isolated_stack, "-s", "up").returncode == 0
 
 
+def test_up_reports_a_server_that_cannot_start_at_once_with_its_error(isolated_stack):
+    """The server's process ends, watchfiles waits for an edit and the container runs on: `up`
+    names the error instead of waiting out UP_TIMEOUT."""
+    broken = nox(isolated_stack, "-s", "up", env={"LOG_LEVEL": "LOUD", "UP_TIMEOUT": "170"})
+    try:
+        assert broken.returncode != 0
+        assert "the app server stopped while starting (ValueError: " in broken.stderr
+        assert "not ready after 170s" not in broken.stderr
+        assert "Traceback" not in broken.stderr
+    finally:  # back to the module's configuration for the tests that follow
+        assert nox(isolated_stack, "-s", "up").returncode == 0
+
+
 def test_a_taken_port_set_while_the_stack_runs_is_one_line_and_nothing_stops(isolated_stack):
     """The configuration changed to a port someone else holds: `up` says so before it
     recreates anything, and the running stack stays as it was."""
