@@ -181,7 +181,7 @@ class Bench:
             down.append(self.session("down"))
             warm_up.append(self.session("up"))
         up_when_up = [self.session("up") for _ in range(self.runs)]
-        compose_stop, compose_start = self.compose_lifecycle()
+        compose_stop, compose_start, engine_stop = self.lifecycle()
         nox_list = [self.session("-l") for _ in range(self.runs)]
         query = [
             timed(lambda: self.runtime.containers(self.config.project)) for _ in range(self.runs)
@@ -209,6 +209,7 @@ class Bench:
             lambda v: v <= quick,
         )
         r.add("down", down, f"<= 2 x (nox -l + query) = {quick:.2f}", lambda v: v <= quick)
+        r.add("engine stop of the three containers (down's floor)", engine_stop)
         r.add("compose stop (down without the engine bypass)", compose_stop)
         r.add("compose start (warm up's start without the bypass)", compose_start)
         reload = self.reload_latency()
@@ -263,15 +264,25 @@ class Bench:
             "production load: errors", [float(len(result.errors))], "0", lambda v: v == 0, unit=""
         )
 
-    def compose_lifecycle(self) -> tuple[list[float], list[float]]:
-        """What stopping and starting the same containers through the compose tool takes,
-        against which `down` and warm `up` (the engine, one call) are measured."""
-        stops, starts = [], []
+    def lifecycle(self) -> tuple[list[float], list[float], list[float]]:
+        """Stopping and starting the same running containers through the compose tool, and
+        the engine's stop alone (one call: what `down` runs after nox's own start)."""
+        names = [c.name for c in self.stack.containers().values()]
+        compose_stops, compose_starts, engine_stops = [], [], []
         for _ in range(self.runs):
-            stops.append(timed(lambda: self.stack.compose("stop", capture=True, quiet=True)))
-            starts.append(timed(lambda: self.stack.compose("start", capture=True, quiet=True)))
-        self.stack.wait_ready(timeout=120)
-        return stops, starts
+            compose_stops.append(
+                timed(lambda: self.stack.compose("stop", capture=True, quiet=True))
+            )
+            compose_starts.append(
+                timed(lambda: self.stack.compose("start", capture=True, quiet=True))
+            )
+            self.stack.wait_ready(timeout=120)
+            engine_stops.append(
+                timed(lambda: self.runtime.engine_cmd("stop", *names, capture=True, quiet=True))
+            )
+            self.runtime.engine_cmd("start", *names, capture=True, quiet=True)
+            self.stack.wait_ready(timeout=120)
+        return compose_stops, compose_starts, engine_stops
 
     def session(self, name: str) -> float:
         """Run `nox -s <name>` (or `nox -l`) in the copy, as a developer would; time it."""
@@ -575,9 +586,11 @@ Targets are ratios to what the same run measures, since machines differ.
   `manage.py check` in the app container (interpreter, settings, apps, URLs, checks).
 - **up when already up**, **down**: the Nox sessions, as typed (Nox's own start included);
   target 2 x (`nox -l` + one engine query listing the stack's containers).
-- **compose stop / start**: the compose tool stopping and starting the same containers.
-  `down` and warm `up` call the engine once instead (src/devstack/stack.py); the difference
-  between these rows and theirs is what that bypass saves.
+- **compose stop / start**: the compose tool stopping and starting the same running
+  containers. `down` and warm `up` call the engine once instead (src/devstack/stack.py);
+  the difference between these rows and theirs is what that bypass saves. **Engine stop**:
+  that one call alone (SIGTERM, each service's clean shutdown, the engine's clean-up): no
+  `down` that stops the containers cleanly can take less.
 - **reload**: a file under the bind mount is saved, then a probe route is polled every
   10 ms until it answers with the new code; in turn a view (`src/core/views.py`), a model
   module (`src/notes/models.py`) and the URLconf (`src/config/urls.py`); p50 / p95 over
