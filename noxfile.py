@@ -393,6 +393,16 @@ def contract(session: nox.Session) -> None:
     session.run("st", "run", schema, "--checks", "all", *session.posargs)
 
 
+@nox.session(venv_backend="none", default=False, requires=["up"])
+def browser(session: nox.Session) -> None:
+    """Open the API docs (Swagger UI, ReDoc) in headless Chromium: every operation, offline."""
+    from devstack.browser import check_docs_pages
+
+    with stack(session) as s:
+        for line in check_docs_pages(s.app_url):
+            session.log(line)
+
+
 @nox.session(
     venv_backend="none", default=False, requires=["lint", "tests", "contract", "tooling", "verify"]
 )
