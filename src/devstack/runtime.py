@@ -306,17 +306,9 @@ class Podman(Runtime):
 
     def containers(self, project: str) -> list[Container]:
         """Podman's `ps` JSON already holds what `inspect` would add: one call, not two."""
-        result = self.engine_cmd(
-            "ps",
-            "-a",
-            "--format",
-            "json",
-            "--filter",
-            f"label=com.docker.compose.project={project}",
-            capture=True,
-            check=False,
-            quiet=True,
-        )
+        ours = f"label=com.docker.compose.project={project}"
+        listing = ("ps", "-a", "--format", "json", "--filter", ours)
+        result = self.engine_cmd(*listing, capture=True, check=False, quiet=True)
         if result.returncode != 0:
             raise StackError(self.not_working_hint(_last_error_line(result)))
         found = []

@@ -45,13 +45,14 @@ def run_in_prod_image(runtime, config, *command, **env):
     )
 
 
+def manage_check_in_prod_image(runtime, config, *args, **env):
+    return run_in_prod_image(runtime, config, "python3", "src/manage.py", "check", *args, **env)
+
+
 def test_deploy_check_passes_with_zero_warnings_in_the_built_image(runtime, config):
-    result = run_in_prod_image(
+    result = manage_check_in_prod_image(
         runtime,
         config,
-        "python3",
-        "src/manage.py",
-        "check",
         "--deploy",
         "--fail-level",
         "WARNING",
@@ -64,14 +65,8 @@ def test_deploy_check_passes_with_zero_warnings_in_the_built_image(runtime, conf
 
 
 def test_missing_production_secret_fails_fast_with_one_line(runtime, config):
-    result = run_in_prod_image(
-        runtime,
-        config,
-        "python3",
-        "src/manage.py",
-        "check",
-        ALLOWED_HOSTS="api.example.com",
-        DATABASE_URL="postgres://a:b@c/d",
+    result = manage_check_in_prod_image(
+        runtime, config, ALLOWED_HOSTS="api.example.com", DATABASE_URL="postgres://a:b@c/d"
     )
     assert result.returncode != 0
     assert "production settings need SECRET_KEY in the environment" in result.stderr

@@ -19,6 +19,18 @@ def empty_path(tmp_path, monkeypatch):
     monkeypatch.setattr(runtime_module.sys, "executable", str(tmp_path / "python"))
 
 
+@pytest.fixture
+def only_these_tools(tmp_path, empty_path):
+    """PATH holds nothing but the shell scripts given, by name: engines that misbehave."""
+
+    def write(**scripts: str) -> None:
+        for name, body in scripts.items():
+            (tmp_path / name).write_text("#!/bin/sh\n" + body)
+            (tmp_path / name).chmod(0o755)
+
+    return write
+
+
 def test_no_runtime_at_all_is_one_clear_line(empty_path):
     with pytest.raises(StackError, match=r"^no container runtime found: install Podman or Docker"):
         detect(None)
@@ -36,40 +48,29 @@ def test_chosen_runtime_not_installed_names_it(empty_path):
         detect("podman")
 
 
-def test_podman_without_podman_compose_says_what_to_install(tmp_path, monkeypatch):
-    podman = tmp_path / "podman"
-    podman.write_text("#!/bin/sh\nexit 0\n")
-    podman.chmod(0o755)
-    monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(runtime_module.sys, "executable", str(tmp_path / "python"))
+def test_podman_without_podman_compose_says_what_to_install(only_these_tools):
+    only_these_tools(podman="exit 0\n")
     with pytest.raises(
         StackError, match=r"podman-compose is missing: `pip install podman-compose`"
     ):
         detect("podman")
 
 
-def test_engine_that_cannot_run_containers_is_reported(tmp_path, monkeypatch):
-    docker = tmp_path / "docker"
-    docker.write_text(
-        '#!/bin/sh\ncase "$1" in compose|buildx) exit 0;; esac\n'
+def test_engine_that_cannot_run_containers_is_reported(only_these_tools):
+    only_these_tools(
+        docker='case "$1" in compose|buildx) exit 0;; esac\n'
         "echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock' >&2\n"
         "exit 1\n"
     )
-    docker.chmod(0o755)
-    monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(StackError, match=r"docker cannot reach its daemon \(Cannot connect"):
         detect("docker")
 
 
-def test_podman_that_cannot_list_containers_is_reported(tmp_path, monkeypatch):
-    for name, script in {
-        "podman": "echo 'Error: stat /var/lib/containers: permission denied' >&2\nexit 125\n",
-        "podman-compose": "exit 0\n",
-    }.items():
-        (tmp_path / name).write_text("#!/bin/sh\n" + script)
-        (tmp_path / name).chmod(0o755)
-    monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(runtime_module.sys, "executable", str(tmp_path / "python"))
+def test_podman_that_cannot_list_containers_is_reported(only_these_tools):
+    only_these_tools(
+        podman="echo 'Error: stat /var/lib/containers: permission denied' >&2\nexit 125\n",
+        **{"podman-compose": "exit 0\n"},
+    )
     expected = r"podman is installed but cannot run containers \(Error: stat /var/lib/containers"
     with pytest.raises(StackError, match=expected):  # detected: probed at once
         detect(None)
@@ -102,13 +103,10 @@ def test_port_taken_by_another_program_is_named_with_its_variable(tmp_path):
     assert "set DB_PORT=<free port> in .env" in str(error.value)
 
 
-def test_docker_client_without_buildkit_says_to_install_buildx(tmp_path, monkeypatch):
-    docker = tmp_path / "docker"
-    docker.write_text(
-        "#!/bin/sh\n[ \"$1\" = --version ] && echo 'Docker version 28.2.2, build x' && exit 0\n"
+def test_docker_client_without_buildkit_says_to_install_buildx(only_these_tools):
+    only_these_tools(
+        docker="[ \"$1\" = --version ] && echo 'Docker version 28.2.2, build x' && exit 0\n"
         'echo "docker: unknown command: docker $1" >&2; exit 1\n'
     )
-    docker.chmod(0o755)
-    monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(StackError, match=r"cannot build with BuildKit: install the buildx plugin"):
         detect("docker")
