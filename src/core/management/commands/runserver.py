@@ -35,6 +35,11 @@ class Command(Runserver):
                     atexit.register(stop_watchfiles)
                 raise
             connections.close_all()  # the serving threads open their own: no idle session
+        if RESTART_CHANGES in os.environ:
+            # watchfiles stops the server with SIGINT before each restart. Python's orderly
+            # teardown of Django would add 0.15 s to every reload, for nothing: output is
+            # unbuffered and PostgreSQL ends the sessions of a closed socket by itself.
+            signal.signal(signal.SIGINT, lambda *_: os._exit(0))
         super().handle(*args, **options)
 
 
