@@ -282,9 +282,15 @@ def tests(session: nox.Session) -> None:
         )
         if result.returncode != 0:
             session.error(f"the Django tests failed (pytest exit code {result.returncode})")
-        # fail_under in pyproject.toml: both exit with 2 below it; the report's code counts.
+        # fail_under (pyproject.toml) holds for the whole suite; a chosen few tests only report.
+        report = "coverage report" + (" --fail-under=0" if session.posargs else "")
         result = s.exec(
-            "app", "sh", "-c", "coverage html -q; coverage report", workdir="/app", check=False
+            "app",
+            "sh",
+            "-c",
+            f"coverage combine -q; coverage html -q --fail-under=0; {report}",
+            workdir="/app",
+            check=False,
         )
         if result.returncode != 0:
             session.error("coverage is below [tool.coverage.report] fail_under (pyproject.toml)")
