@@ -30,7 +30,7 @@ class Command(Runserver):
                 call_command("wait_for_db")
                 if os.environ.get("MIGRATE_ON_START", "").lower() in {"1", "true", "yes", "on"}:
                     migrate_if_pending()
-            except BaseException:
+            except Exception:  # not KeyboardInterrupt: watchfiles restarting us after an edit
                 if RESTART_CHANGES in os.environ:
                     atexit.register(stop_watchfiles)
                 raise
