@@ -13,6 +13,7 @@ import subprocess
 from .errors import StackError
 from .net import http
 
+RENDER_TIMEOUT = 120  # seconds for one page, scripts included
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # The element each page renders per operation (Swagger UI's id, ReDoc's section link).
 PAGES = {
@@ -34,21 +35,26 @@ def find_chromium() -> str:
 def rendered(chromium: str, url: str) -> str:
     """The page's DOM once its scripts ran. No sandbox: it needs user namespaces, which CI
     machines and containers often lack, and the page is the app's own, on loopback."""
-    result = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-            "--virtual-time-budget=20000",
-            "--dump-dom",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    try:
+        result = subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                "--virtual-time-budget=20000",
+                "--dump-dom",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=RENDER_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        raise StackError(
+            f"Chromium did not finish rendering {url} within {RENDER_TIMEOUT} s"
+        ) from None
     if result.returncode != 0 or not result.stdout.strip():
         tail = result.stderr.strip().splitlines()[-1:] or ["no output"]
         raise StackError(f"Chromium could not render {url}: {tail[0]}")

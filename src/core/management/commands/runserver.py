@@ -25,17 +25,18 @@ class Command(Runserver):
     help = "Wait for the database, migrate if MIGRATE_ON_START, then Django's runserver."
 
     def handle(self, *args, **options) -> None:
-        if os.environ.get(RESTART_CHANGES, "[]") == "[]":
+        under_watchfiles = RESTART_CHANGES in os.environ
+        if os.environ.get(RESTART_CHANGES, "[]") == "[]":  # not a restart
             try:
                 call_command("wait_for_db")
                 if os.environ.get("MIGRATE_ON_START", "").lower() in {"1", "true", "yes", "on"}:
                     migrate_if_pending()
             except Exception:  # not KeyboardInterrupt: watchfiles restarting us after an edit
-                if RESTART_CHANGES in os.environ:
+                if under_watchfiles:
                     atexit.register(stop_watchfiles)
                 raise
             connections.close_all()  # the serving threads open their own: no idle session
-        if RESTART_CHANGES in os.environ:
+        if under_watchfiles:
             # watchfiles stops the server with SIGINT before each restart. Python's orderly
             # teardown of Django would add 0.15 s to every reload, for nothing: output is
             # unbuffered and PostgreSQL ends the sessions of a closed socket by itself.
