@@ -268,6 +268,20 @@ class Runtime:
             )
         return found
 
+    def published_ports(self) -> dict[int, str]:
+        """Host ports every running container of the engine publishes, with the container's
+        name. A host socket does not always show them: rootful Podman's port forwarding is
+        a firewall rule, and it outlives the conmon that held the socket."""
+        listing = ("ps", "--format", "{{.Names}}\t{{.Ports}}")
+        result = self.engine_cmd(*listing, capture=True, check=False, quiet=True)
+        published = {}
+        for line in result.stdout.decode(errors="replace").splitlines():
+            name, _, ports = line.partition("\t")
+            for first, last in re.findall(r":(\d+)(?:-(\d+))?->", ports):
+                for port in range(int(first), int(last or first) + 1):
+                    published[port] = name
+        return published
+
     def compose_popen(
         self, project: str, compose_file: Path, *args: str, env: Mapping[str, str], **popen: object
     ) -> subprocess.Popen:

@@ -137,29 +137,37 @@ class Stack:
 
     def preflight(self, containers: dict[str, Container]) -> bool:
         """Before anything is stopped or created: every published port is free or already
-        ours. A default port another program holds moves to the next free one (recorded in
-        .env; returns True); a port the user chose is theirs to change."""
+        ours. A default port another program or container holds moves to the next free one
+        (recorded in .env; returns True); a port the user chose is theirs to change."""
         address = self.config.values["BIND_ADDRESS"]
         moved, ours = {}, set().union(*map(published_ports, containers.values()))
+        elsewhere = {p: n for p, n in self.runtime.published_ports().items() if p not in ours}
+
+        def holder(port: int) -> str | None:
+            if port in elsewhere:
+                return f"published by container {elsewhere[port]}"
+            return "in use" if port_in_use(address, port) else None
+
         for service, variable in self.port_variables.items():
             port = int(self.config.values[variable])
-            if port in ours or not port_in_use(address, port):
+            held = None if port in ours else holder(port)
+            if held is None:
                 continue
             if self.config.chosen_by_user(variable):
                 raise StackError(
-                    f"port {port} on {address} is already in use, so the {service} service "
+                    f"port {port} on {address} is already {held}, so the {service} service "
                     f"cannot publish it: set {variable}=<free port> in {self.config.env_file.name}"
                     f" (or stop what uses it) and retry"
                 )
             others = (*PORT_VARIABLES.values(), *PROD_PORT_VARIABLES.values())
             taken = {int(self.config.values[v]) for v in others if v != variable}
             taken |= set(moved.values())
-            while port_in_use(address, port) or port in taken:
+            while port in taken or holder(port):
                 port += 1
             moved[variable] = port
             self.log(
-                f"port {self.config.values[variable]} is taken: {service} publishes {port} "
-                f"({variable}={port} recorded in {self.config.env_file.name})"
+                f"port {self.config.values[variable]} is taken ({held}): {service} publishes "
+                f"{port} ({variable}={port} recorded in {self.config.env_file.name})"
             )
         if moved:
             self.config.record({key: str(value) for key, value in moved.items()})

@@ -1,9 +1,11 @@
 """The runtime seam, against the engines really installed on this machine."""
 
 import os
+import secrets
 import socket
 
 import pytest
+from conftest import ROOT
 
 from devstack import runtime as runtime_module
 from devstack.config import StackConfig
@@ -101,6 +103,32 @@ def test_port_taken_by_another_program_is_named_with_its_variable(tmp_path):
             stack.preflight({})
     assert str(error.value).startswith(f"port {port} on 127.0.0.1 is already in use")
     assert "set DB_PORT=<free port> in .env" in str(error.value)
+
+
+def test_port_another_container_publishes_is_named_with_the_container(tmp_path):
+    """The engine's own list counts, not only a host socket: rootful Podman forwards with a
+    firewall rule that outlives the socket when its conmon is killed (a CI run met one)."""
+    runtime = detect(os.environ.get("CONTAINER_RUNTIME"))
+    port, name = free_port(), f"djstack-squatter-{secrets.token_hex(3)}"
+    redis = StackConfig.load(ROOT).values["REDIS_IMAGE"]
+    runtime.engine_cmd(
+        "run", "-d", "--rm", "--name", name, "-p", f"127.0.0.1:{port}:6379", redis, quiet=True
+    )
+    try:
+        assert runtime.published_ports().get(port) == name
+        free = {key: str(free_port()) for key in ("APP_PORT", "DB_PORT", "DEBUG_PORT")}
+        config = StackConfig.load(
+            tmp_path,
+            environ={},
+            overrides={"STACK_NAME": "djstack-preflight-test", "REDIS_PORT": str(port), **free},
+        )
+        with pytest.raises(StackError) as error:
+            Stack(runtime, config).preflight({})
+    finally:
+        runtime.engine_cmd("rm", "-f", name, capture=True, check=False, quiet=True)
+    assert str(error.value).startswith(
+        f"port {port} on 127.0.0.1 is already published by container {name}, so the redis"
+    )
 
 
 def test_docker_client_without_buildkit_says_to_install_buildx(only_these_tools):
