@@ -22,6 +22,9 @@ DEV_WATCHER, DEV_SERVER = "watchfiles", "manage.py runserver"
 # The last line of a Python traceback, or Django's one-line CommandError.
 ERROR_LINE = re.compile(r"^[\w.]*(Error|Exception|ImproperlyConfigured)\b")
 CONFIG_LABEL = "io.djstack.config"
+# States a container cannot be started from: its monitor process died (Podman's conmon,
+# killed with the session that started it) or the engine gave up on it; only removal works.
+STUCK_STATES = {"stopping", "removing", "dead"}
 # Read by the tooling only: changing them must not recreate containers.
 NOT_COMPOSE_KEYS = {"UP_TIMEOUT", "CONTAINER_RUNTIME", "CA_BUNDLE", "SNAPSHOT_DIR"}
 
@@ -182,6 +185,14 @@ class Stack:
         The compose tool creates the containers; stopped current ones are started directly."""
         started = time.monotonic()
         containers = self.claimed_containers()
+        stuck = sorted(c.name for c in containers.values() if c.state in STUCK_STATES)
+        if stuck:
+            self.log(
+                f"{', '.join(stuck)} cannot start again (the process that watched them was "
+                "killed, as a logout does): removing the containers; the volumes stay"
+            )
+            self.remove()
+            containers = {}
         current = self.is_current(
             containers, self.config_digest(), app_image_up_to_date(self.runtime, self.config)
         )

@@ -5,6 +5,8 @@ Readiness (/api/v1/health/) must notice within seconds and name what failed; liv
 (/api/v1/health/live/) must stay 200; the app must recover without being restarted."""
 
 import json
+import os
+import signal
 import threading
 import time
 
@@ -166,3 +168,35 @@ def test_every_acknowledged_write_survives_a_kill_9_of_postgres(isolated_stack):
 def _stored(stack, note_id: int, title: str) -> bool:
     status, body = get(stack, f"{NOTES}{note_id}/")
     return status == 200 and json.loads(body)["title"] == title
+
+
+def _killed_with_their_watchers(stack) -> None:
+    """kill -9 of every container's processes and of Podman's conmon beside each, as a
+    logout that ends the user's processes does (KillUserProcesses, no lingering). Docker's
+    daemon watches its containers itself (no ConmonPid): only their processes die."""
+    names = [c.name for c in stack.runtime.containers(stack.config.project)]
+    for name in names:
+        conmon = stack.runtime.engine_cmd(
+            "inspect",
+            "--format",
+            "{{.State.ConmonPid}}",
+            name,
+            capture=True,
+            check=False,
+            quiet=True,
+        )
+        if conmon.returncode == 0:
+            os.kill(int(conmon.stdout.decode().strip()), signal.SIGKILL)
+    stack.runtime.engine_cmd("kill", *names, capture=True, check=False, quiet=True)
+    # Then `nox -s down`: Podman 4 reports them stopping for good, and refuses to start them.
+    stack.runtime.engine_cmd("stop", "-t", "1", *names, capture=True, check=False, quiet=True)
+
+
+def test_up_brings_back_a_stack_killed_with_its_watchers_and_keeps_its_data(isolated_stack):
+    stack = isolated_stack
+    status, body = http("POST", f"{stack.app_url}{NOTES}", {"title": "before the logout"})
+    assert status == 201, body
+    note_id = json.loads(body)["id"]
+    _killed_with_their_watchers(stack)
+    stack.up()
+    assert _stored(stack, note_id, "before the logout")
