@@ -2,6 +2,7 @@
 committed, and a model change without its migration makes it fail."""
 
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -58,3 +59,14 @@ def test_pre_commit_runs_the_ruff_that_lint_pins():
     (ruff,) = [r for r in config["repos"] if r["repo"].endswith("/ruff-pre-commit")]
     assert ruff["rev"] == "v" + pin.removeprefix("ruff==")
     assert [hook["id"] for hook in ruff["hooks"]] == ["ruff-check", "ruff-format"]
+
+
+def test_the_troubleshooting_list_names_every_section_and_links_to_it():
+    """The list at the top of docs/troubleshooting.md is written by hand: it must not miss a
+    section, and each link must reach one (GitHub's anchors: lower case, punctuation out)."""
+    text = (ROOT / "docs" / "troubleshooting.md").read_text()
+    sections = re.findall(r"^## (.+)$", text, re.MULTILINE)
+    listed = re.findall(r"^- \[(.+)\]\(#(.+)\)$", text, re.MULTILINE)
+    assert [title for title, _ in listed] == sections
+    for title, anchor in listed:
+        assert anchor == re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-"), title
