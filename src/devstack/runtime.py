@@ -225,19 +225,11 @@ class Runtime:
         return f"{self.name} is installed but not working ({reason})"
 
     # --- daily workflow (workflow.py, snapshots.py, bench.py) ----------------------------
-    def containers(self, project: str) -> list[Container]:
-        """Every container of the compose project, running or not, from `inspect`."""
+    def containers(self, project: str | None = None) -> list[Container]:
+        """Every container of the compose project, running or not, from `inspect`; without a
+        project, every running container of the engine."""
         ids = (
-            self.engine_cmd(
-                "ps",
-                "-a",
-                "-q",
-                "--filter",
-                f"label=com.docker.compose.project={project}",
-                capture=True,
-                check=False,
-                quiet=True,
-            )
+            self.engine_cmd("ps", "-q", *_selection(project), capture=True, check=False, quiet=True)
             .stdout.decode()
             .split()
         )
@@ -267,20 +259,6 @@ class Runtime:
                 )
             )
         return found
-
-    def published_ports(self) -> dict[int, str]:
-        """Host ports every running container of the engine publishes, with the container's
-        name. A host socket does not always show them: rootful Podman's port forwarding is
-        a firewall rule, and it outlives the conmon that held the socket."""
-        listing = ("ps", "--format", "{{.Names}}\t{{.Ports}}")
-        result = self.engine_cmd(*listing, capture=True, check=False, quiet=True)
-        published = {}
-        for line in result.stdout.decode(errors="replace").splitlines():
-            name, _, ports = line.partition("\t")
-            for first, last in re.findall(r":(\d+)(?:-(\d+))?->", ports):
-                for port in range(int(first), int(last or first) + 1):
-                    published[port] = name
-        return published
 
     def compose_popen(
         self, project: str, compose_file: Path, *args: str, env: Mapping[str, str], **popen: object
@@ -318,10 +296,9 @@ class Podman(Runtime):
 
     info_format = "{{.Host.Security.Rootless}}"
 
-    def containers(self, project: str) -> list[Container]:
+    def containers(self, project: str | None = None) -> list[Container]:
         """Podman's `ps` JSON already holds what `inspect` would add: one call, not two."""
-        ours = f"label=com.docker.compose.project={project}"
-        listing = ("ps", "-a", "--format", "json", "--filter", ours)
+        listing = ("ps", "--format", "json", *_selection(project))
         result = self.engine_cmd(*listing, capture=True, check=False, quiet=True)
         if result.returncode != 0:
             raise StackError(self.not_working_hint(_last_error_line(result)))
@@ -542,6 +519,11 @@ def invoking_user() -> tuple[int, int]:
     if os.getuid() == 0 and os.environ.get("SUDO_UID", "").isdigit():
         return int(os.environ["SUDO_UID"]), int(os.environ.get("SUDO_GID", os.environ["SUDO_UID"]))
     return os.getuid(), os.getgid()
+
+
+def _selection(project: str | None) -> list[str]:
+    """`ps` options: a compose project's containers, running or not, else the running ones."""
+    return ["-a", "--filter", f"label=com.docker.compose.project={project}"] if project else []
 
 
 def _shortened(arg: str, longest: int = 100) -> str:

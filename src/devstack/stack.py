@@ -144,7 +144,13 @@ class Stack:
         (recorded in .env; returns True); a port the user chose is theirs to change."""
         address = self.config.values["BIND_ADDRESS"]
         moved, ours = {}, set().union(*map(published_ports, containers.values()))
-        elsewhere = {p: n for p, n in self.runtime.published_ports().items() if p not in ours}
+        # The engine's list counts, not only a host socket: rootful Podman's forwarding is a
+        # firewall rule, and it outlives the conmon that held the socket.
+        elsewhere = {
+            port: other.name
+            for other in self.runtime.containers()
+            for port in published_ports(other) - ours
+        }
 
         def holder(port: int) -> str | None:
             if port in elsewhere:

@@ -8,11 +8,11 @@ import pytest
 from conftest import ROOT
 
 from devstack import runtime as runtime_module
-from devstack.config import StackConfig
+from devstack.config import PORT_VARIABLES, StackConfig
 from devstack.errors import StackError
 from devstack.net import free_port
 from devstack.runtime import detect
-from devstack.stack import Stack
+from devstack.stack import Stack, published_ports
 
 
 @pytest.fixture
@@ -87,25 +87,34 @@ def test_the_installed_runtime_is_detected_and_works():
     assert runtime.engine_cmd("info", capture=True, quiet=True).returncode == 0
 
 
-def test_port_taken_by_another_program_is_named_with_its_variable(tmp_path):
+@pytest.fixture
+def stack_with_port(tmp_path):
+    """A throwaway stack's config with `variable` set to `port` and the other ports free."""
+
+    def make(variable: str, port: int) -> Stack:
+        free = {name: str(free_port()) for name in PORT_VARIABLES.values() if name != variable}
+        config = StackConfig.load(
+            tmp_path,
+            environ={},
+            overrides={"STACK_NAME": "djstack-preflight-test", variable: str(port), **free},
+        )
+        return Stack(detect(os.environ.get("CONTAINER_RUNTIME")), config)
+
+    return make
+
+
+def test_port_taken_by_another_program_is_named_with_its_variable(stack_with_port):
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        free = {name: str(free_port()) for name in ("APP_PORT", "REDIS_PORT")}
-        config = StackConfig.load(
-            tmp_path,
-            environ={},
-            overrides={"STACK_NAME": "djstack-preflight-test", "DB_PORT": str(port), **free},
-        )
-        stack = Stack(detect(os.environ.get("CONTAINER_RUNTIME")), config)
         with pytest.raises(StackError) as error:
-            stack.preflight({})
+            stack_with_port("DB_PORT", port).preflight({})
     assert str(error.value).startswith(f"port {port} on 127.0.0.1 is already in use")
     assert "set DB_PORT=<free port> in .env" in str(error.value)
 
 
-def test_port_another_container_publishes_is_named_with_the_container(tmp_path):
+def test_port_another_container_publishes_is_named_with_the_container(stack_with_port):
     """The engine's own list counts, not only a host socket: rootful Podman forwards with a
     firewall rule that outlives the socket when its conmon is killed (a CI run met one)."""
     runtime = detect(os.environ.get("CONTAINER_RUNTIME"))
@@ -115,15 +124,10 @@ def test_port_another_container_publishes_is_named_with_the_container(tmp_path):
         "run", "-d", "--rm", "--name", name, "-p", f"127.0.0.1:{port}:6379", redis, quiet=True
     )
     try:
-        assert runtime.published_ports().get(port) == name
-        free = {key: str(free_port()) for key in ("APP_PORT", "DB_PORT", "DEBUG_PORT")}
-        config = StackConfig.load(
-            tmp_path,
-            environ={},
-            overrides={"STACK_NAME": "djstack-preflight-test", "REDIS_PORT": str(port), **free},
-        )
+        publishing = [c.name for c in runtime.containers() if port in published_ports(c)]
+        assert publishing == [name]
         with pytest.raises(StackError) as error:
-            Stack(runtime, config).preflight({})
+            stack_with_port("REDIS_PORT", port).preflight({})
     finally:
         runtime.engine_cmd("rm", "-f", name, capture=True, check=False, quiet=True)
     assert str(error.value).startswith(
