@@ -11,13 +11,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import ROOT, nox, start
 
 from devstack import workflow
 from devstack.errors import StackError
-from devstack.net import free_port, http, postgres_answers, redis_answers
+from devstack.net import free_port, http, poll, postgres_answers, redis_answers
 
 
 def test_status_probes_every_service_and_shows_its_ports(isolated_stack):
@@ -118,6 +119,44 @@ def test_up_reports_a_server_that_cannot_start_at_once_with_its_error(isolated_s
         assert "Traceback" not in broken.stderr
     finally:  # back to the module's configuration for the tests that follow
         assert nox(isolated_stack, "-s", "up").returncode == 0
+
+
+def server_pid(stack) -> str:
+    """The dev server's PID from the engine's process list (PID is the second column for
+    Podman and Docker alike); "" while it restarts. watchfiles' own line names it too."""
+    top = stack.runtime.engine_cmd("top", stack.containers()["app"].name, capture=True, quiet=True)
+    lines = top.stdout.decode().splitlines()
+    return next(
+        (
+            line.split()[1]
+            for line in lines
+            if "manage.py runserver" in line and "watchfiles" not in line
+        ),
+        "",
+    )
+
+
+def test_an_edit_of_the_host_tooling_leaves_the_dev_server_running(isolated_stack):
+    """src/devstack is the nox sessions' code, not the app's: watchfiles ignores it. An edit
+    of the app's code (the control) does restart the server."""
+    before = server_pid(isolated_stack)
+    assert before, "no dev server process in the app container"
+    tooling = ROOT / "src" / "devstack" / f"_edit_probe_{secrets.token_hex(3)}.py"
+    app_code = ROOT / "src" / "core" / f"_edit_probe_{secrets.token_hex(3)}.py"
+    try:
+        tooling.write_text("# written by a test\n")
+        time.sleep(2)  # a restart takes well under a second here
+        assert server_pid(isolated_stack) == before
+        app_code.write_text("# written by a test\n")
+        ok, seen, _ = poll(
+            lambda: ((pid := server_pid(isolated_stack)) not in ("", before), pid), timeout=15
+        )
+        assert ok, f"an edit in src/core did not restart the server (PID {seen or 'none'})"
+    finally:
+        tooling.unlink(missing_ok=True)
+        app_code.unlink(missing_ok=True)
+        time.sleep(1)  # the removal restarts it once more
+        isolated_stack.wait_ready(timeout=60)
 
 
 def test_a_taken_port_set_while_the_stack_runs_is_one_line_and_nothing_stops(isolated_stack):
