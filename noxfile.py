@@ -426,4 +426,4 @@ def bench(session: nox.Session) -> None:
         options = benchmarks.parse_args(session.posargs)
         results = benchmarks.bench(s.runtime, s.config, **options)
         benchmarks.write_report(results, s.runtime, ROOT / "docs" / "benchmarks.md", **options)
-        print(results.table(), flush=True)
+        print(results.tables(), flush=True)

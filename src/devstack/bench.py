@@ -9,6 +9,7 @@ sessions run as commands.
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import platform
@@ -19,10 +20,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 from .config import StackConfig
 from .errors import StackError
@@ -92,21 +94,26 @@ class Results:
             unit="x",
         )
 
-    def table(self) -> str:
-        from .workflow import table
-
-        timing = table(
+    def tables(self) -> str:
+        """The timings and the image sizes as Markdown tables: the report's, and what the
+        session prints (they read as well in a terminal)."""
+        timing = _markdown_table(
             ("measurement", "runs", "min", "median", "max", "target", "result"),
             [row.cells() for row in self.rows],
         )
-        sizes = table(
+        sizes = _markdown_table(
             ("image", "tag", "size"),
             [
-                (what, tag, f"{size / 1e6:.0f} MB" if size else "?")
+                (what, f"`{tag}`", f"{size / 1e6:.0f} MB" if size else "?")
                 for what, tag, size in self.sizes
             ],
         )
-        return f"{timing}\n\n{sizes}"
+        return f"## Timings\n\n{timing}\n\n## Image sizes\n\n{sizes}"
+
+
+def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -481,42 +488,27 @@ class Bench:
 
 # --- the report ----------------------------------------------------------------------------
 def machine() -> dict[str, str]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in _read("/proc/cpuinfo").splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "?",
-    )
-    memory = next(
-        (
-            f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
-            for line in _read("/proc/meminfo").splitlines()
-            if line.startswith("MemTotal")
-        ),
-        "?",
-    )
-    system = next(
-        (
-            line.split("=", 1)[1].strip('"')
-            for line in _read("/etc/os-release").splitlines()
-            if line.startswith("PRETTY_NAME=")
-        ),
-        platform.system(),
-    )
+    cpu = _field("/proc/cpuinfo", "model name", ":") or platform.processor() or "?"
+    memory = _field("/proc/meminfo", "MemTotal", ":")  # "16318480 kB"
+    system = _field("/etc/os-release", "PRETTY_NAME", "=") or platform.system()
     return {
         "CPU": f"{cpu}, {os.cpu_count()} cores",
-        "memory": memory,
+        "memory": f"{int(memory.split()[0]) / 1024 / 1024:.0f} GiB" if memory else "?",
         "OS": f"{system}, kernel {platform.release()}",
     }
 
 
-def _read(path: str) -> str:
+def _field(path: str, wanted: str, separator: str) -> str | None:
+    """The value of the first `wanted<separator>value` line of a text file, if it has one."""
     try:
-        return Path(path).read_text()
+        lines = Path(path).read_text().splitlines()
     except OSError:
-        return ""
+        return None
+    for line in lines:
+        key, found, value = line.partition(separator)
+        if found and key.strip() == wanted:
+            return value.strip().strip('"')
+    return None
 
 
 def runtime_versions(runtime: Runtime) -> str:
@@ -527,21 +519,6 @@ def runtime_versions(runtime: Runtime) -> str:
 
 
 def markdown(results: Results, runtime: Runtime, *, runs: int, build_runs: int, edits: int) -> str:
-    def md(headers, rows) -> str:
-        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
-
-    timing = md(
-        ("measurement", "runs", "min", "median", "max", "target", "result"),
-        [row.cells() for row in results.rows],
-    )
-    sizes = md(
-        ("image", "tag", "size"),
-        [
-            (what, f"`{tag}`", f"{size / 1e6:.0f} MB" if size else "?")
-            for what, tag, size in results.sizes
-        ],
-    )
     about = "\n".join(
         f"- {key}: {value}"
         for key, value in {
@@ -560,13 +537,7 @@ from the issue. Run it again on your machine with `nox -s bench` (`-- --runs N -
 
 {about}
 
-## Timings
-
-{timing}
-
-## Image sizes
-
-{sizes}
+{results.tables()}
 
 ## What is measured
 
@@ -610,19 +581,23 @@ Targets are ratios to what the same run measures, since machines differ.
 """
 
 
+class _Options(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # argparse's documented hook: one line, no exit 2
+        raise StackError(f"bench: {message}: use --runs N, --build-runs N, --edits N (N >= 1)")
+
+
 def parse_args(args: list[str]) -> dict[str, int]:
     """`-- --runs N --build-runs N --edits N` (defaults 5, 2, 24)."""
-    options = {"runs": 5, "build_runs": 2, "edits": 24}
-    pending = list(args)
-    while pending:
-        flag = pending.pop(0)
-        key = flag.removeprefix("--").replace("-", "_")
-        if key not in options or not pending or not pending[0].isdigit() or int(pending[0]) < 1:
-            raise StackError(
-                f"bench: {flag!r} is not understood: use --runs N, --build-runs N, "
-                "--edits N (N >= 1)"
-            )
-        options[key] = int(pending.pop(0))
+
+    def count(text: str) -> int:  # argparse names it in "invalid count value: '0'"
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(text)
+        return int(text)
+
+    parser = _Options(prog="nox -s bench --", add_help=False, allow_abbrev=False)
+    for flag, default in (("--runs", 5), ("--build-runs", 2), ("--edits", 24)):
+        parser.add_argument(flag, type=count, default=default)
+    options = vars(parser.parse_args(args))
     if options["edits"] < 20:
         raise StackError("bench: --edits must be at least 20 for a meaningful p95")
     return options

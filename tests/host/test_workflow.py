@@ -16,7 +16,7 @@ import time
 import pytest
 from conftest import ROOT, nox, start
 
-from devstack import workflow
+from devstack import bench, workflow
 from devstack.errors import StackError
 from devstack.net import free_port, http, poll, postgres_answers, redis_answers
 
@@ -336,3 +336,21 @@ def test_arguments_and_terminal_helpers():
     assert workflow.split_yes(["snap"]) == (False, ["snap"])
     assert workflow.tty_flags() == ["-T"]  # pytest's stdin is not a terminal
     assert workflow.confirmer() is None
+
+
+def test_bench_options_it_cannot_use_are_one_line_before_anything_runs():
+    assert bench.parse_args([]) == {"runs": 5, "build_runs": 2, "edits": 24}
+    assert bench.parse_args(["--runs=3", "--edits", "30"])["runs"] == 3
+    with pytest.raises(StackError, match=r"^bench: --edits must be at least 20"):
+        bench.parse_args(["--edits", "5"])
+    result = subprocess.run(
+        [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-s", "bench"]
+        + ["--", "--runs", "0"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "bench: argument --runs: invalid count value: '0': use --runs N" in result.stderr
+    assert "Traceback" not in result.stderr
