@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -71,7 +72,7 @@ class Runtime:
         cwd: Path | None = None,
     ) -> subprocess.CompletedProcess:
         if not quiet:
-            self.log("$ " + " ".join(_shortened(arg) for arg in args))
+            self.log("$ " + shlex.join(_shortened(arg) for arg in args))  # paste-able
         try:
             result = subprocess.run(
                 list(args),
