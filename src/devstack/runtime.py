@@ -121,9 +121,6 @@ class Runtime:
         result = self.engine_cmd("image", "inspect", image, capture=True, check=False, quiet=True)
         return result.returncode == 0
 
-    def image_label(self, image: str, label: str) -> str | None:
-        return self.image_facts(image)[1].get(label)
-
     def image_facts(self, image: str) -> tuple[str | None, dict[str, str]]:
         """The image's ID and labels, from one inspect: (None, {}) when it does not exist."""
         result = self.engine_cmd(

@@ -104,7 +104,7 @@ def test_dev_image_holds_exactly_the_locked_packages_and_records_its_seed(runtim
     image = config.values["APP_IMAGE"]
     ensure_app_image(runtime, config)
     assert _installed(runtime, image) == locked_pins(ROOT / "uv.lock")
-    assert runtime.image_label(image, DEPS_SEED_LABEL)
+    assert runtime.image_facts(image)[1].get(DEPS_SEED_LABEL)
 
 
 def test_a_new_dependency_rebuilds_on_the_cached_seed_layer(runtime, tmp_path):
