@@ -33,5 +33,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
 }
+# `manage.py test`, typed by habit, runs the pytest suite (tests/app) as `nox -s tests` does.
+TEST_RUNNER = "config.test_runner.PytestRunner"
 # runserver's WSGI application: config.wsgi's, listening for a debugger when DEBUGPY=true.
 WSGI_APPLICATION = "config.dev_wsgi.application"

@@ -231,6 +231,12 @@ def manage(stack: Stack, args: Sequence[str], *, env_names: Sequence[str] = ()) 
     startapp, makemessages or dumpdata -o write lands in the checkout's src/."""
     if not args:
         raise StackError("no manage.py command given: e.g. `nox -s manage -- showmigrations`")
+    if args[0] == "runserver":  # typed by habit: a second server could only say "port in use"
+        raise StackError(
+            f"the dev server already runs in the app container and restarts on each edit: "
+            f"{stack.app_url}/ (`nox -s logs -- -f app` follows it, `nox -s restart -- app` "
+            "restarts it)"
+        )
     _exec(
         stack,
         "app",

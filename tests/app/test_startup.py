@@ -256,6 +256,31 @@ def test_production_throttle_rates_come_from_the_environment():
     assert policy["NUM_PROXIES"] == 2
 
 
+def test_manage_py_test_runs_the_pytest_suite_as_django_developers_type_it():
+    """From src/, as the habit goes; labels are pytest's, relative to the project's root."""
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings.dev"}
+
+    def manage_test(*labels):
+        command = [sys.executable, "manage.py", "test", *labels]
+        return subprocess.run(
+            command,
+            cwd=APP_DIR / "src",
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    passed = manage_test(
+        "--failfast", "-k", "throttle_rates_come_from", "tests/app/test_startup.py"
+    )
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert re.search(r"\b1 passed\b", passed.stdout), passed.stdout
+    missing = manage_test("tests/app/test_no_such_file.py")
+    assert missing.returncode == 1
+    assert "file or directory not found: tests/app/test_no_such_file.py" in missing.stderr
+
+
 def test_a_malformed_throttle_rate_fails_at_start_with_one_line_naming_it():
     result = run(
         ["src/manage.py", "check"],

@@ -230,6 +230,19 @@ def test_manage_without_a_command_is_a_usage_error(isolated_stack):
     assert "Usage: nox -s manage -- <manage.py command>" in result.stderr
 
 
+def test_manage_test_and_runserver_typed_by_habit_do_what_a_django_developer_means(
+    isolated_stack,
+):
+    tests = nox(isolated_stack, "-s", "manage", "--", "test", "tests/app/test_health.py")
+    assert tests.returncode == 0, tests.stderr
+    assert re.search(r"\b\d+ passed\b", tests.stdout), tests.stdout  # not "NO TESTS RAN"
+    server = nox(isolated_stack, "-s", "manage", "--", "runserver")
+    assert server.returncode != 0
+    expected = "the dev server already runs in the app container and restarts on each edit"
+    assert f"{expected}: {isolated_stack.app_url}/" in server.stderr
+    assert "Traceback" not in server.stderr
+
+
 def test_a_failing_manage_command_fails_the_session(isolated_stack):
     with pytest.raises(StackError, match=r"^manage.py no-such-command exited with code 1"):
         workflow.manage(isolated_stack, ["no-such-command"])
