@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -41,6 +42,33 @@ def has_host_tools() -> bool:
         if not requirement.specifier.contains(version, prereleases=True):
             return False
     return True
+
+
+def forget_a_moved_checkout(root: Path = ROOT) -> None:
+    """A virtual environment holds its own absolute path (in its scripts' #! lines): once the
+    checkout moved or was copied, those in .nox would fail to start, or run the other
+    checkout's. They are caches: removed here, and nox makes them again where they are."""
+    environments, marker = root / ".nox", root / ".nox" / "checkout"
+    before = marker.read_text() if marker.is_file() else None
+    if before == str(root):
+        return
+    if before is not None:
+        print(
+            f"noxfile.py: this checkout was in {before}: making its tool environments in "
+            f"{environments} again",
+            file=sys.stderr,
+        )
+        try:
+            for path in environments.iterdir():
+                if path.is_dir():
+                    shutil.rmtree(path)
+        except OSError as exc:
+            sys.exit(f"noxfile.py: cannot remove {path} ({exc}): delete {environments}, retry")
+    try:
+        environments.mkdir(exist_ok=True)
+        marker.write_text(str(root))
+    except OSError:
+        pass  # a .nox that root made (sudo) and this user cannot write: asked again next time
 
 
 def ensure_tools() -> Path:
@@ -74,6 +102,7 @@ def ensure_tools() -> Path:
 
 def run_nox(args: list[str]) -> int:
     """Hand over to the tools' nox, with the same arguments (never returns on POSIX)."""
+    forget_a_moved_checkout()
     bindir = ensure_tools()
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
     command = [str(bindir / "nox"), "-f", str(ROOT / "noxfile.py"), *args]
@@ -88,3 +117,4 @@ def use_host_tools() -> None:
     the host tools already (the tools' own nox, or a venv the tests made)."""
     if not has_host_tools():
         sys.exit(run_nox(sys.argv[1:]))
+    forget_a_moved_checkout()
