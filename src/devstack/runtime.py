@@ -223,11 +223,13 @@ class Runtime:
         return f"{self.name} is installed but not working ({reason})"
 
     # --- daily workflow (workflow.py, snapshots.py, bench.py) ----------------------------
-    def containers(self, project: str | None = None) -> list[Container]:
-        """Every container of the compose project, running or not, from `inspect`; without a
-        project, every running container of the engine."""
+    def containers(self, project: str | None = None, *, stopped: bool = True) -> list[Container]:
+        """The compose project's containers (without a project: all of the engine's), from
+        `inspect`; `stopped=False`: the running ones only."""
         ids = (
-            self.engine_cmd("ps", "-q", *_selection(project), capture=True, check=False, quiet=True)
+            self.engine_cmd(
+                "ps", "-q", *_selection(project, stopped), capture=True, check=False, quiet=True
+            )
             .stdout.decode()
             .split()
         )
@@ -294,9 +296,9 @@ class Podman(Runtime):
 
     info_format = "{{.Host.Security.Rootless}}"
 
-    def containers(self, project: str | None = None) -> list[Container]:
+    def containers(self, project: str | None = None, *, stopped: bool = True) -> list[Container]:
         """Podman's `ps` JSON already holds what `inspect` would add: one call, not two."""
-        listing = ("ps", "--format", "json", *_selection(project))
+        listing = ("ps", "--format", "json", *_selection(project, stopped))
         result = self.engine_cmd(*listing, capture=True, check=False, quiet=True)
         if result.returncode != 0:
             raise StackError(self.not_working_hint(_last_error_line(result)))
@@ -519,9 +521,10 @@ def invoking_user() -> tuple[int, int]:
     return os.getuid(), os.getgid()
 
 
-def _selection(project: str | None) -> list[str]:
-    """`ps` options: a compose project's containers, running or not, else the running ones."""
-    return ["-a", "--filter", f"label=com.docker.compose.project={project}"] if project else []
+def _selection(project: str | None, stopped: bool) -> list[str]:
+    """`ps` options: the project's containers (else all), stopped ones too or not."""
+    ours = ["--filter", f"label=com.docker.compose.project={project}"] if project else []
+    return ["-a", *ours] if stopped else ours
 
 
 def _shortened(arg: str, longest: int = 100) -> str:

@@ -92,8 +92,12 @@ class Stack:
         return {c.service: c for c in found}
 
     def is_ours(self, container: Container) -> bool:
+        """Made from this checkout, or from one that no longer exists (moved, renamed or
+        deleted: compose, too, reuses a project's volumes by its name alone)."""
         where = checkout_of(container)
-        return not where or os.path.realpath(where) == os.path.realpath(self.config.root)
+        if not where or checkout_gone(container):
+            return True
+        return os.path.realpath(where) == os.path.realpath(self.config.root)
 
     # --- life cycle ------------------------------------------------------------------------
     def claimed_containers(self) -> dict[str, Container]:
@@ -114,7 +118,7 @@ class Stack:
             self.log(f"stack {base} belongs to another checkout: this one is {name}")
         elif not found and name != LEGACY_STACK_NAME and "STACK_NAME" not in self.config.origin:
             legacy = self.runtime.containers(LEGACY_STACK_NAME)
-            if legacy and all(self.is_ours(c) for c in legacy):
+            if legacy and all(self.is_ours(c) and not checkout_gone(c) for c in legacy):
                 self.log(
                     f"carrying on with stack {LEGACY_STACK_NAME}, made here before stack "
                     "names followed the checkout"
@@ -126,6 +130,8 @@ class Stack:
                     f"its data here, set STACK_NAME={LEGACY_STACK_NAME} in "
                     f"{self.config.env_file.name}"
                 )
+        if not found:
+            self.note_stacks_left_behind()
         if name != base:
             self.config.record({"STACK_NAME": name})
             self.config.values.update(
@@ -138,6 +144,21 @@ class Stack:
             self.log(f"STACK_NAME={name} recorded in {self.config.env_file.name}")
         return {c.service: c for c in found}
 
+    def note_stacks_left_behind(self) -> None:
+        """A new stack here: say which stacks' checkouts are gone, in case this checkout is
+        one of them, moved or renamed (its stack follows the directory's name)."""
+        gone = {
+            c.labels.get("com.docker.compose.project", "")
+            for c in self.runtime.containers()
+            if checkout_gone(c)
+        } - {""}
+        if gone:
+            self.log(
+                f"note: the checkouts of stack {', '.join(sorted(gone))} no longer exist; if "
+                "this checkout was moved or renamed from one, set STACK_NAME=<that stack> in "
+                f"{self.config.env_file.name} and run `nox -s up` again to carry on with its data"
+            )
+
     def preflight(self, containers: dict[str, Container]) -> bool:
         """Before anything is stopped or created: every published port is free or already
         ours. A default port another program or container holds moves to the next free one
@@ -148,7 +169,7 @@ class Stack:
         # firewall rule, and it outlives the conmon that held the socket.
         elsewhere = {
             port: other.name
-            for other in self.runtime.containers()
+            for other in self.runtime.containers(stopped=False)
             for port in published_ports(other) - ours
         }
 
@@ -197,6 +218,13 @@ class Stack:
                 f"{', '.join(stuck)} cannot start again (the process that watched them was "
                 "killed, as a logout does): removing the containers; the volumes stay"
             )
+        moved = sorted({checkout_of(c) for c in containers.values() if checkout_gone(c)})
+        if moved:
+            self.log(
+                f"stack {self.config.project} was made from {', '.join(moved)}, which no longer "
+                "exists: making its containers again from this checkout; the volumes stay"
+            )
+        if stuck or moved:
             self.remove()
             containers = {}
         current = self.is_current(
@@ -444,6 +472,21 @@ class Stack:
 def checkout_of(container: Container) -> str:
     """The checkout a compose tool created the container from (all three record it)."""
     return container.labels.get("com.docker.compose.project.working_dir", "")
+
+
+def checkout_gone(container: Container) -> bool:
+    """The checkout the container was made from no longer exists. One this user may not
+    read (another user's home) is not gone: it is someone else's."""
+    where = checkout_of(container)
+    if not where:
+        return False
+    try:
+        os.stat(where)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def published_ports(container: Container | None) -> set[int]:

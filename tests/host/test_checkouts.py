@@ -153,3 +153,43 @@ def test_an_unexpected_failure_ends_in_one_line_naming_the_full_traceback(tmp_pa
     line = next(line for line in result.stderr.splitlines() if "failed unexpectedly" in line)
     assert "JSONDecodeError" in line and "last-error.log" in line
     assert "Traceback (most recent call last)" in traceback
+
+
+def test_a_moved_and_renamed_checkout_finds_its_data_again(tmp_path):
+    """`mv shop shop-renamed`: the stack follows the directory's name, so `up` makes a new,
+    empty one; it names the stack left behind, and STACK_NAME brings its data back."""
+    token = secrets.token_hex(3)
+    image = StackConfig.load(ROOT).values["APP_IMAGE"]
+    env = developer_env(APP_IMAGE=image)
+    before = tmp_path / "before" / f"djstack-moving-{token}"
+    after = tmp_path / "after" / f"djstack-moved-{token}"
+    copy = checkout_copy(ROOT, "djstack-moving-")
+    shutil.copy2(ROOT / "noxfile.py", copy / "noxfile.py")
+    before.parent.mkdir()
+    after.parent.mkdir()
+    shutil.move(copy, before)
+    old_stack = before.name
+    try:
+        assert nox_in(before, "-s", "up", env=env).returncode == 0
+        url = StackConfig.load(before, environ=env).app_url
+        status, body = http("POST", f"{url}/api/v1/notes/", {"title": "before the move"})
+        assert status == 201, body
+        assert nox_in(before, "-s", "down", env=env).returncode == 0
+        shutil.move(before, after)
+
+        fresh = nox_in(after, "-s", "up", env=env)
+        assert fresh.returncode == 0, fresh.stderr
+        assert "Traceback" not in fresh.stderr
+        assert f"note: the checkouts of stack {old_stack}" in fresh.stderr
+        with (after / ".env").open("a") as env_file:
+            env_file.write(f"STACK_NAME={old_stack}\n")
+        again = nox_in(after, "-s", "up", env=env)
+        assert again.returncode == 0, again.stderr
+        assert f"stack {old_stack} was made from {before}, which no longer exists" in again.stderr
+        url = StackConfig.load(after, environ=env).app_url
+        status, body = http("GET", f"{url}/api/v1/notes/")
+        assert status == 200 and "before the move" in body, body
+    finally:
+        for stack in (old_stack, after.name):
+            checkout = after if after.exists() else before
+            nox_in(checkout, "-s", "clean", "--", "--yes", env={**env, "STACK_NAME": stack})
