@@ -155,8 +155,9 @@ class Stack:
         if gone:
             self.log(
                 f"note: the checkouts of stack {', '.join(sorted(gone))} no longer exist; if "
-                "this checkout was moved or renamed from one, set STACK_NAME=<that stack> in "
-                f"{self.config.env_file.name} and run `nox -s up` again to carry on with its data"
+                "this checkout was moved or renamed from one: `nox -s down`, set "
+                f"STACK_NAME=<that stack> in {self.config.env_file.name}, and `nox -s up` "
+                "carries on with its data (docs/troubleshooting.md#a-moved-checkout-starts-empty)"
             )
 
     def preflight(self, containers: dict[str, Container]) -> bool:
