@@ -29,6 +29,11 @@ def host_requirements() -> list[str]:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["host"]
 
 
+def requirements_digest() -> str:
+    """What .nox/_tools/requirements.sha256 holds once the host group is installed."""
+    return hashlib.sha256("\n".join(host_requirements()).encode()).hexdigest()
+
+
 def has_host_tools() -> bool:
     """Whether this interpreter already has every requirement of the host group."""
     from packaging.requirements import Requirement  # nox depends on packaging
@@ -75,8 +80,7 @@ def ensure_tools() -> Path:
     """The tools' venv, made (or remade, when the host group changed) with pip, which honours
     pip.conf / PIP_CERT behind TLS-intercepting proxies."""
     requirements = host_requirements()
-    stamp = TOOLS / "requirements.sha256"
-    wanted = hashlib.sha256("\n".join(requirements).encode()).hexdigest()
+    stamp, wanted = TOOLS / "requirements.sha256", requirements_digest()
     if stamp.is_file() and stamp.read_text() == wanted and (BINDIR / "nox").exists():
         return BINDIR
     print(

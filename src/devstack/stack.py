@@ -393,17 +393,20 @@ class Stack:
         for attempt in range(2):
             if attempt:
                 time.sleep(0.3)
-            top = self.runtime.engine_cmd(
-                "top", container.name, capture=True, check=False, quiet=True
-            )
-            processes = (
-                top.stdout.decode(errors="replace").splitlines() if top.returncode == 0 else []
-            )
-            # The watcher's own command line names the server too.
-            serving = [p for p in processes if DEV_SERVER in p and DEV_WATCHER not in p]
-            if serving or not any(DEV_WATCHER in p for p in processes):
+            processes = self.processes(container)
+            if self.dev_servers(processes) or not any(DEV_WATCHER in p for p in processes):
                 return False
         return True
+
+    def processes(self, container: Container) -> list[str]:
+        """The container's process list, one line each, as the engine's `top` prints it."""
+        top = self.runtime.engine_cmd("top", container.name, capture=True, check=False, quiet=True)
+        return top.stdout.decode(errors="replace").splitlines() if top.returncode == 0 else []
+
+    @staticmethod
+    def dev_servers(processes: list[str]) -> list[str]:
+        """The dev server's lines (the watcher's own command line names the server too)."""
+        return [p for p in processes if DEV_SERVER in p and DEV_WATCHER not in p]
 
     def _server_exited_message(self, service: str) -> str:
         return (

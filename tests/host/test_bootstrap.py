@@ -1,13 +1,12 @@
 """The host tools' environment (.nox/_tools) and the checkout it belongs to."""
 
-import hashlib
 import shutil
 import subprocess
 import sys
 
 from conftest import ROOT
 
-from devstack.bootstrap import forget_a_moved_checkout, host_requirements
+from devstack.bootstrap import forget_a_moved_checkout, requirements_digest
 from devstack.isolated import checkout_copy
 
 
@@ -36,8 +35,7 @@ def test_a_moved_checkout_runs_its_sessions_instead_of_a_traceback():
         (tools / "bin").mkdir(parents=True)
         (tools / "bin" / "nox").write_text("#!/home/someone/old-place/.nox/_tools/bin/python\n")
         (tools / "bin" / "nox").chmod(0o755)
-        wanted = hashlib.sha256("\n".join(host_requirements()).encode()).hexdigest()
-        (tools / "requirements.sha256").write_text(wanted)  # as made there: up to date
+        (tools / "requirements.sha256").write_text(requirements_digest())  # up to date
         (copy / ".nox" / "checkout").write_text("/home/someone/old-place")
         result = subprocess.run(
             [sys.executable, str(copy / "noxfile.py"), "-l"],

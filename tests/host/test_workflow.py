@@ -122,18 +122,10 @@ def test_up_reports_a_server_that_cannot_start_at_once_with_its_error(isolated_s
 
 
 def server_pid(stack) -> str:
-    """The dev server's PID from the engine's process list (PID is the second column for
-    Podman and Docker alike); "" while it restarts. watchfiles' own line names it too."""
-    top = stack.runtime.engine_cmd("top", stack.containers()["app"].name, capture=True, quiet=True)
-    lines = top.stdout.decode().splitlines()
-    return next(
-        (
-            line.split()[1]
-            for line in lines
-            if "manage.py runserver" in line and "watchfiles" not in line
-        ),
-        "",
-    )
+    """The dev server's PID (the second column of `top` for Podman and Docker alike); ""
+    while it restarts."""
+    servers = stack.dev_servers(stack.processes(stack.containers()["app"]))
+    return servers[0].split()[1] if servers else ""
 
 
 def test_an_edit_of_the_host_tooling_leaves_the_dev_server_running(isolated_stack):
