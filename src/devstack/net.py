@@ -44,10 +44,12 @@ def http(
         headers={"Content-Type": "application/json", **(headers or {})},
     )
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
+        try:
+            response = urllib.request.urlopen(request, timeout=5)
+        except urllib.error.HTTPError as error:
+            response = error  # an error status: its body, which may be cut off too, is read below
+        with response:
+            return response.status, response.read().decode(errors="replace")
     except (OSError, HTTPException) as exc:
         return None, f"{type(exc).__name__}: {exc}"
 

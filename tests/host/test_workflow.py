@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -359,3 +360,24 @@ def test_bench_options_it_cannot_use_are_one_line_before_anything_runs():
     assert result.returncode != 0
     assert "bench: argument --runs: invalid count value: '0': use --runs N" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("status", ["200 OK", "404 Not Found"])
+def test_a_response_cut_off_mid_body_is_no_answer_whatever_its_status(status):
+    """A dev server restarting after an edit may close mid-response; before its new routes
+    load, that response is a 404 page (a CI run's verify ended in IncompleteRead there)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def answer_and_hang_up() -> None:
+            client, _ = server.accept()
+            with client:
+                client.recv(4096)
+                client.sendall(f"HTTP/1.1 {status}\r\nContent-Length: 2820\r\n\r\n".encode())
+
+        thread = threading.Thread(target=answer_and_hang_up)
+        thread.start()
+        answer = http("GET", f"http://127.0.0.1:{server.getsockname()[1]}/__verify__/")
+        thread.join()
+    assert answer == (None, "IncompleteRead: IncompleteRead(0 bytes read, 2820 more expected)")
