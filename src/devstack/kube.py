@@ -309,6 +309,7 @@ def play(runtime: Runtime, plan: Plan) -> None:
             input=workload.manifest.encode(),
             capture=True,
             check=False,
+            uninterrupted=True,
         )
         if result.returncode != 0:  # the reason is in the lines before "failed to start"
             reasons = [
@@ -322,7 +323,7 @@ def play(runtime: Runtime, plan: Plan) -> None:
 def down(runtime: Runtime, plan: Plan) -> None:
     """Remove the plan's pods, volumes and network (whatever of them exists)."""
     pods = [workload.pod for workload in reversed(plan.workloads)]
-    runtime.engine_cmd("pod", "rm", "--force", "--ignore", *pods, capture=True)
+    runtime.engine_cmd("pod", "rm", "--force", "--ignore", *pods, capture=True, uninterrupted=True)
     runtime.remove_volumes(plan.volumes)
     runtime.engine_cmd("network", "rm", plan.project, capture=True, check=False, quiet=True)
 

@@ -55,17 +55,17 @@ class ProdStack(Stack):
         self.preflight(self.containers())
         self.build()
         timeout = float(self.config.values["UP_TIMEOUT"])
-        self.compose("up", "-d", "db", "redis", capture=True)
+        self.compose("up", "-d", "db", "redis", capture=True, uninterrupted=True)
         self.wait_ready(timeout, services=("db", "redis"))
         self.log("migrating (one-shot `migrate` service)")
         self.compose("run", "--rm", "-T", "--no-deps", "migrate")
-        self.compose("up", "-d", "--no-deps", "web", capture=True)
+        self.compose("up", "-d", "--no-deps", "web", capture=True, uninterrupted=True)
         self.recreate_if_stale("web")
         self.wait_ready(timeout, services=("web",))
         return time.monotonic() - started
 
     def down(self, *, volumes: bool = False) -> None:
-        self.compose("down", *(["-v"] if volumes else []), capture=True)
+        self.compose("down", *(["-v"] if volumes else []), capture=True, uninterrupted=True)
         if volumes:
             self.runtime.remove_volumes(self.config.volume_names())
 

@@ -11,9 +11,12 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,18 +73,24 @@ class Runtime:
         input: bytes | None = None,
         timeout: float | None = None,
         cwd: Path | None = None,
+        uninterrupted: bool = False,
     ) -> subprocess.CompletedProcess:
+        """Run a command; `uninterrupted`: one that changes the engine's state, which Ctrl-C
+        must not cut short (see finish_before_ctrl_c)."""
         if not quiet:
             self.log("$ " + shlex.join(_shortened(arg) for arg in args))  # paste-able
         try:
-            result = subprocess.run(
-                list(args),
-                env=dict(env) if env is not None else None,
-                capture_output=capture,
-                input=input,
-                timeout=timeout,
-                cwd=cwd,
-            )
+            with finish_before_ctrl_c(args) if uninterrupted else nullcontext():
+                result = subprocess.run(
+                    list(args),
+                    env=dict(env) if env is not None else None,
+                    capture_output=capture,
+                    input=input,
+                    stdin=subprocess.DEVNULL if uninterrupted and input is None else None,
+                    timeout=timeout,
+                    cwd=cwd,
+                    start_new_session=uninterrupted,  # the terminal's Ctrl-C does not reach it
+                )
         except FileNotFoundError:
             raise StackError(f"{args[0]} is not installed or not on PATH") from None
         except subprocess.TimeoutExpired:
@@ -519,6 +528,32 @@ def invoking_user() -> tuple[int, int]:
     if os.getuid() == 0 and os.environ.get("SUDO_UID", "").isdigit():
         return int(os.environ["SUDO_UID"]), int(os.environ.get("SUDO_GID", os.environ["SUDO_UID"]))
     return os.getuid(), os.getgid()
+
+
+@contextmanager
+def finish_before_ctrl_c(args: Sequence[str]) -> Iterator[None]:
+    """Ctrl-C during the block ends the session once the block is done. A terminal sends it
+    to every process of the session: podman, and the netavark it runs, killed half-way
+    through a `start` leave a container that cannot start and firewall rules that send the
+    stack's ports nowhere until deleted by hand. So the command runs in a session of its own
+    (`start_new_session`), and nox waits for it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread receives signals
+        return
+    pressed: list[int] = []
+
+    def defer(signum: int, frame: object) -> None:
+        if not pressed:
+            print(f"Ctrl-C: finishing `{shlex.join(args[:3])} ...` first", file=sys.stderr)
+        pressed.append(signum)
+
+    previous = signal.signal(signal.SIGINT, defer)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 def _selection(project: str | None, stopped: bool) -> list[str]:

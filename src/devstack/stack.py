@@ -228,6 +228,7 @@ class Stack:
         if stuck or moved:
             self.remove()
             containers = {}
+        self.settle(containers)
         current = self.is_current(
             containers, self.config_digest(), app_image_up_to_date(self.runtime, self.config)
         )
@@ -256,6 +257,7 @@ class Stack:
             *(["--force-recreate"] if changed else []),
             capture=True,
             timeout=float(self.config.values["UP_TIMEOUT"]),
+            uninterrupted=True,
         )
         self.recreate_if_stale("app")
 
@@ -280,7 +282,15 @@ class Stack:
         )
         if current and running and running != current:
             self.log(f"{service} runs an older image: recreating it")
-            self.compose("up", "-d", "--force-recreate", "--no-deps", service, capture=True)
+            self.compose(
+                "up",
+                "-d",
+                "--force-recreate",
+                "--no-deps",
+                service,
+                capture=True,
+                uninterrupted=True,
+            )
 
     # The compose tool creates and removes the containers. Starting and stopping the ones it
     # made, once they are known to be this checkout's and current, goes to the engine: one
@@ -293,20 +303,43 @@ class Stack:
             (c for c in containers.values() if c.state != "running"),
             key=lambda c: c.service != self.http_service,
         )
-        self.runtime.engine_cmd("start", *(c.name for c in stopped), capture=True, quiet=True)
+        self.runtime.engine_cmd(
+            "start", *(c.name for c in stopped), capture=True, quiet=True, uninterrupted=True
+        )
         for container in stopped:  # the readiness probes notice if one stops again
             container.state = "running"
 
     def down(self) -> None:
         """Stop the containers and keep them: the next `up` only starts them again."""
-        running = [c.name for c in self.containers().values() if c.state == "running"]
+        containers = self.containers()
+        self.settle(containers)
+        running = [c.name for c in containers.values() if c.state == "running"]
         if running:
-            self.runtime.engine_cmd("stop", *running, capture=True, quiet=True)
+            self.runtime.engine_cmd("stop", *running, capture=True, quiet=True, uninterrupted=True)
 
     def remove(self) -> None:
         """Remove the containers and the network; the volumes stay."""
-        self.containers()  # never another checkout's
-        self.compose("down", capture=True)
+        self.settle(self.containers())  # never another checkout's
+        self.compose("down", capture=True, uninterrupted=True)
+
+    def settle(self, containers: dict[str, Container]) -> None:
+        """Containers left between states hold their ports, and Podman cannot start them: a
+        paused one (`pause`, Docker Desktop's button; Podman cannot stop or remove it either)
+        runs again; one whose `start` Ctrl-C cut short (Podman's "initialized", half made) is
+        stopped, so that it starts afresh."""
+        for state, command, after in (
+            ("paused", "unpause", "running"),
+            ("initialized", "stop", "exited"),
+        ):
+            between = [c for c in containers.values() if c.state == state]
+            if between:
+                names = [c.name for c in between]
+                self.log(f"{', '.join(names)} {state}: {command}")
+                self.runtime.engine_cmd(
+                    command, *names, capture=True, quiet=True, uninterrupted=True
+                )
+            for container in between:
+                container.state = after
 
     def repair_names(self) -> bool:
         """The service names resolve inside the stack's network (Runtime.repair_names)."""

@@ -188,7 +188,7 @@ def restart(stack: Stack, services: Sequence[str]) -> float:
             f"stack {stack.config.project} has no containers to restart: start it with `nox -s up`"
         )
     started = time.monotonic()
-    stack.compose("restart", *services, capture=True)
+    stack.compose("restart", *services, capture=True, uninterrupted=True)
     stack.wait_ready(timeout=float(stack.config.values["UP_TIMEOUT"]))
     return time.monotonic() - started
 

@@ -64,10 +64,15 @@ def session_env(stack: Stack) -> dict[str, str]:
     return {**os.environ, **{key: stack.config.values[key] for key in keys}}
 
 
+def nox_command(*args: str) -> list[str]:
+    """`nox <args>` with the checkout's noxfile, as a developer types it."""
+    return [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), *args]
+
+
 def nox(stack: Stack, *args: str, input: str = "", env: dict[str, str] | None = None):
     """Run `nox -s ...` from the checkout against the isolated stack, as a developer would."""
     return subprocess.run(
-        [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), *args],
+        nox_command(*args),
         env={**session_env(stack), **(env or {})},
         capture_output=True,
         text=True,

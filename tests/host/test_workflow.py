@@ -5,9 +5,11 @@ remove its containers.
 """
 
 import json
+import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import threading
 import time
 
 import pytest
-from conftest import ROOT, nox, start
+from conftest import ROOT, nox, nox_command, session_env, start
 
 from devstack import bench, workflow
 from devstack.errors import StackError
@@ -89,6 +91,78 @@ def test_down_keeps_the_containers_and_up_starts_the_same_ones(isolated_stack):
     assert {s: c.id for s, c in started.items()} == before
     assert all(c.state == "running" for c in started.values())
     assert http("GET", f"{isolated_stack.config.app_url}/api/v1/health/")[0] == 200
+
+
+def test_ctrl_c_anywhere_in_up_leaves_a_stack_the_next_up_carries_on_with(isolated_stack):
+    """Ctrl-C as a terminal sends it (SIGINT to the session's whole process group), at moments
+    spread over an `up` of the stopped stack: the engine's `start` is never cut short, the
+    session ends in one line, and the next `up` starts the same containers on the same ports.
+    Cut short, Podman's `start` left a container "initialized" that could not start again,
+    and netavark's firewall rules sending the ports nowhere, even after `clean`."""
+    runtime, project = isolated_stack.runtime, isolated_stack.config.project
+    before = {c.service: c.id for c in runtime.containers(project)}
+    ports = {service: isolated_stack.config.port(service) for service in before}
+    left, finished_first = set(), 0
+    for delay in [0.2 + 0.15 * step for step in range(13)]:
+        assert nox(isolated_stack, "-s", "down").returncode == 0
+        interrupted = subprocess.Popen(
+            nox_command("-s", "up"),
+            env=session_env(isolated_stack),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        time.sleep(delay)
+        os.killpg(interrupted.pid, signal.SIGINT)
+        output = interrupted.communicate(timeout=120)[0]
+        assert "Traceback" not in output, output
+        finished_first += "Ctrl-C: finishing `" in output
+        left |= {c.state for c in runtime.containers(project)}
+        up = nox(isolated_stack, "-s", "up")
+        assert up.returncode == 0, f"after Ctrl-C at {delay:.2f}s (states {left}): {up.stderr}"
+        after = {c.service: c for c in runtime.containers(project)}
+        assert {s: c.id for s, c in after.items()} == before, f"recreated after {delay:.2f}s"
+        for service, container in after.items():
+            assert f"127.0.0.1:{ports[service]}->" in " ".join(container.ports), container
+        assert http("GET", f"{isolated_stack.config.app_url}/api/v1/health/")[0] == 200
+    assert "initialized" not in left
+    assert finished_first, "no Ctrl-C landed while the engine started the containers"
+
+
+@pytest.mark.parametrize(("command", "state"), [("pause", "paused"), ("init", "initialized")])
+def test_a_container_left_between_states_runs_again_after_up_and_down_stops_it(
+    isolated_stack, command, state
+):
+    """Paused (`pause`, Docker Desktop's button), or made ready but not started (Podman's
+    `init`, as a killed `podman start` leaves it): either holds its ports, and Podman cannot
+    start it. `up` once took its ports for another program's, then failed; so did `down`."""
+    runtime, project = isolated_stack.runtime, isolated_stack.config.project
+    before = {c.service: c.id for c in runtime.containers(project)}
+    app = isolated_stack.containers()["app"].name
+    if command == "init":
+        assert nox(isolated_stack, "-s", "down").returncode == 0
+    refused = runtime.engine_cmd(command, app, capture=True, check=False, quiet=True)
+    if refused.returncode != 0:  # Docker has no `init`; rootless Podman on cgroup v1 no freezer
+        assert nox(isolated_stack, "-s", "up").returncode == 0
+        pytest.skip(f"{runtime.describe()} cannot {command}: {refused.stderr.decode().strip()}")
+    assert {c.state for c in runtime.containers(project) if c.name == app} == {state}
+    up = nox(isolated_stack, "-s", "up")
+    assert up.returncode == 0, up.stderr
+    assert f"{app} {state}: " in up.stderr and "is taken" not in up.stderr
+    after = {c.service: c for c in runtime.containers(project)}
+    assert {s: c.id for s, c in after.items()} == before
+    assert all(c.state == "running" for c in after.values())
+    assert http("GET", f"{isolated_stack.config.app_url}/api/v1/health/")[0] == 200
+    if command == "init":
+        assert nox(isolated_stack, "-s", "down").returncode == 0
+    runtime.engine_cmd(command, app, capture=True, quiet=True)
+    try:
+        down = nox(isolated_stack, "-s", "down")
+        assert down.returncode == 0, down.stderr
+        assert all(c.state not in ("running", state) for c in runtime.containers(project))
+    finally:
+        assert nox(isolated_stack, "-s", "up").returncode == 0
 
 
 def test_up_recreates_stopped_containers_whose_configuration_changed(isolated_stack):
