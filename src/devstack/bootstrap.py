@@ -107,7 +107,11 @@ def ensure_tools() -> Path:
 def run_nox(args: list[str]) -> int:
     """Hand over to the tools' nox, with the same arguments (never returns on POSIX)."""
     forget_a_moved_checkout()
-    bindir = ensure_tools()
+    try:
+        bindir = ensure_tools()
+    except KeyboardInterrupt:  # the environment is made again next time: its stamp is missing
+        print("noxfile.py: interrupted: the same command again installs the tools", file=sys.stderr)
+        return 130
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
     command = [str(bindir / "nox"), "-f", str(ROOT / "noxfile.py"), *args]
     if os.name == "nt":

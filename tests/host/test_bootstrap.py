@@ -1,8 +1,11 @@
 """The host tools' environment (.nox/_tools) and the checkout it belongs to."""
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 from conftest import ROOT
 
@@ -48,5 +51,39 @@ def test_a_moved_checkout_runs_its_sessions_instead_of_a_traceback():
         assert "Traceback" not in result.stderr
         assert "this checkout was in /home/someone/old-place" in result.stderr
         assert "- up -> " in result.stdout or "* up -> " in result.stdout
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+
+def test_ctrl_c_while_the_tools_install_ends_in_one_line_and_the_next_run_installs_them():
+    """Ctrl-C as a terminal sends it (SIGINT to the process group) during the first run's pip
+    install: a KeyboardInterrupt traceback once; the half-made environment is made again."""
+    copy = checkout_copy(ROOT, "djstack-ctrl-c-")
+    try:
+        shutil.copy2(ROOT / "noxfile.py", copy / "noxfile.py")
+        first = subprocess.Popen(
+            [sys.executable, str(copy / "noxfile.py"), "-l"],
+            cwd=copy,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        assert "installing" in first.stderr.readline()
+        time.sleep(3)  # the venv is made, pip is installing
+        os.killpg(first.pid, signal.SIGINT)
+        message = first.stderr.read()
+        assert first.wait(timeout=60) == 130, message
+        assert "Traceback" not in message
+        assert "noxfile.py: interrupted: the same command again installs the tools" in message
+        again = subprocess.run(
+            [sys.executable, str(copy / "noxfile.py"), "-l"],
+            cwd=copy,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert again.returncode == 0, again.stderr
+        assert "- up -> " in again.stdout or "* up -> " in again.stdout
     finally:
         shutil.rmtree(copy, ignore_errors=True)
