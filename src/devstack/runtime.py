@@ -544,7 +544,9 @@ def finish_before_ctrl_c(args: Sequence[str]) -> Iterator[None]:
 
     def defer(signum: int, frame: object) -> None:
         if not pressed:
-            print(f"Ctrl-C: finishing `{shlex.join(args[:3])} ...` first", file=sys.stderr)
+            shown = shlex.join([Path(args[0]).name, *args[1:]])
+            shown = shown if len(shown) <= 90 else shown[:87] + "..."
+            print(f"Ctrl-C: finishing `{shown}` first", file=sys.stderr)
         pressed.append(signum)
 
     previous = signal.signal(signal.SIGINT, defer)

@@ -315,6 +315,7 @@ def psql(stack: Stack, sql: str, *, database: str | None = None, check: bool = T
         check=False,
         quiet=True,
         timeout=120,
+        uninterrupted=True,  # a swap cut short would leave the database closed to connections
     )
     if check and result.returncode != 0:
         raise StackError(
@@ -345,51 +346,53 @@ def _may_replace(
 
 
 def _replace_database(stack: Stack, load: Callable[[str], None]) -> None:
-    """Load into a new database, then swap it in: the old data or the new, never half of it."""
+    """Load into a new database, then swap it in: the old data or the new, never half of it.
+    Whatever ends it (an error, Ctrl-C), the tidy-up leaves only POSTGRES_DB, open again."""
     database = stack.config.values["POSTGRES_DB"]
     maintenance = "template1" if database == "postgres" else "postgres"
     token = secrets.token_hex(4)
     fresh, old = f"{database[:40]}_restoring_{token}", f"{database[:40]}_replaced_{token}"
     db, db_fresh, db_old = _ident(database), _ident(fresh), _ident(old)
-    psql(stack, f"CREATE DATABASE {db_fresh} TEMPLATE template0;", database=maintenance)
+    others = f"datname = {_literal(database)} AND pid <> pg_backend_pid()"
+    swap = None
     try:
+        psql(stack, f"CREATE DATABASE {db_fresh} TEMPLATE template0;", database=maintenance)
         load(fresh)
-    except BaseException:
-        psql(
+        swap = psql(
             stack,
-            f"DROP DATABASE IF EXISTS {db_fresh} WITH (FORCE);",
+            f"""
+            ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false;
+            SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE {others};
+            DO $swap$ BEGIN
+              FOR i IN 1..500 LOOP
+                EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE {others});
+                PERFORM pg_sleep(0.02);
+                PERFORM pg_stat_clear_snapshot();  -- else the view stays as it was at the start
+              END LOOP;
+            END $swap$;
+            BEGIN;
+            ALTER DATABASE {db} RENAME TO {db_old};
+            ALTER DATABASE {db_fresh} RENAME TO {db};
+            COMMIT;""",
             database=maintenance,
             check=False,
         )
-        raise
-    others = f"datname = {_literal(database)} AND pid <> pg_backend_pid()"
-    swap = psql(
-        stack,
-        f"""
-        ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false;
-        SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE {others};
-        DO $swap$ BEGIN
-          FOR i IN 1..500 LOOP
-            EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE {others});
-            PERFORM pg_sleep(0.02);
-            PERFORM pg_stat_clear_snapshot();  -- else the view stays as it was at the start
-          END LOOP;
-        END $swap$;
-        BEGIN;
-        ALTER DATABASE {db} RENAME TO {db_old};
-        ALTER DATABASE {db_fresh} RENAME TO {db};
-        COMMIT;""",
-        database=maintenance,
-        check=False,
-    )
-    if swap.returncode != 0:
-        psql(
+    finally:  # right whether the swap happened or not: only one of the two others exists
+        tidy = psql(
             stack,
             f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true;\n"
-            f"DROP DATABASE IF EXISTS {db_fresh} WITH (FORCE);",
+            f"DROP DATABASE IF EXISTS {db_fresh} WITH (FORCE);\n"
+            f"DROP DATABASE IF EXISTS {db_old} WITH (FORCE);",
             database=maintenance,
             check=False,
         )
+        if tidy.returncode != 0:
+            stack.log(
+                f"WARNING: tidying up after the restore failed "
+                f"({_first_error(tidy.stderr.decode(errors='replace'))}): see "
+                f"`nox -s dbshell -- -d postgres -c '\\l'` for {fresh!r} or {old!r}"
+            )
+    if swap.returncode != 0:
         raise StackError(
             f"swapping in the restored database failed "
             f"({_first_error(swap.stderr.decode(errors='replace'))}); "
@@ -398,14 +401,6 @@ def _replace_database(stack: Stack, load: Callable[[str], None]) -> None:
     closed = swap.stdout.decode().split()
     if closed and closed[0] not in ("", "0"):
         stack.log(f"closed {closed[0]} connection(s) to {database!r}; the app reconnects by itself")
-    dropped = psql(
-        stack, f"DROP DATABASE {db_old} WITH (FORCE);", database=maintenance, check=False
-    )
-    if dropped.returncode != 0:
-        stack.log(
-            f"WARNING: the replaced database is left over as {old!r}: drop it with "
-            f"`nox -s dbshell -- -d postgres -c 'DROP DATABASE \"{old}\"'`"
-        )
 
 
 @contextmanager

@@ -6,9 +6,13 @@ The tests run in order: each leaves the database as the next one expects.
 
 import gzip
 import json
+import os
+import signal
+import subprocess
+import time
 
 import pytest
-from conftest import nox, start
+from conftest import nox, nox_command, session_env, start
 
 from devstack import snapshots, workflow
 from devstack.errors import StackError
@@ -98,6 +102,39 @@ def test_a_broken_snapshot_leaves_the_database_as_it_was(isolated_stack):
         snapshots.restore(stack, "broken", yes=True, confirm=None)
     assert titles(stack) == ["after", "one", "two"]
     assert databases(stack) - SYSTEM_DATABASES <= {"app", "test_app"}
+
+
+def test_ctrl_c_anywhere_in_a_restore_leaves_the_old_data_or_the_new_and_nothing_else(
+    isolated_stack,
+):
+    """Ctrl-C as a terminal sends it (SIGINT to the session's process group) at moments spread
+    over `nox -s restore`: the app serves the notes from before or the snapshot's, and no
+    half-made database is left. Ctrl-C during the CREATE or the swap once left
+    `app_restoring_*` and `app_replaced_*` databases behind."""
+    stack = isolated_stack
+    kept = snapshots.take(stack, "before-ctrl-c")
+    restored = ["one", "two"]  # the two-notes snapshot
+    for delay in [0.3 + 0.25 * step for step in range(12)]:
+        if titles(stack) == restored:
+            add_note(stack, f"after {delay:.2f}s")
+        before = titles(stack)
+        interrupted = subprocess.Popen(
+            nox_command("-s", "restore", "--", "two-notes", "--yes"),
+            env=session_env(stack),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        time.sleep(delay)
+        os.killpg(interrupted.pid, signal.SIGINT)
+        output = interrupted.communicate(timeout=120)[0]
+        assert "Traceback" not in output, output
+        assert databases(stack) - SYSTEM_DATABASES <= {"app", "test_app"}, output
+        assert titles(stack) in (before, restored), output
+    assert snapshots.restore(stack, "before-ctrl-c", yes=True, confirm=None)
+    for path in (kept.path, kept.path.with_suffix(".json")):  # the later tests list the others
+        path.unlink()
 
 
 def test_snapshots_session_lists_name_date_size(isolated_stack):
