@@ -17,8 +17,9 @@ import shutil
 import subprocess
 import sys
 import tomllib
-import venv
 from pathlib import Path
+
+from .runtime import finish_before_ctrl_c
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / ".nox" / "_tools"
@@ -87,11 +88,14 @@ def ensure_tools() -> Path:
         f"noxfile.py: installing {', '.join(requirements)} into {TOOLS} (first run only)",
         file=sys.stderr,
     )
-    try:
-        venv.EnvBuilder(with_pip=True, clear=True).create(TOOLS)
-    except (OSError, subprocess.CalledProcessError) as exc:
+    # A process of its own, which Ctrl-C does not reach: its ensurepip would print a traceback.
+    with finish_before_ctrl_c(["venv", str(TOOLS)]):
+        made = subprocess.run(
+            [sys.executable, "-m", "venv", "--clear", str(TOOLS)], start_new_session=True
+        )
+    if made.returncode != 0:
         sys.exit(
-            f"noxfile.py: cannot create a virtual environment ({exc}); on Debian/Ubuntu "
+            "noxfile.py: cannot create a virtual environment (see above); on Debian/Ubuntu "
             "install python3-venv, then retry"
         )
     pip = [str(BINDIR / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]

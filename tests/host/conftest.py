@@ -10,7 +10,9 @@ sys.path.insert(0, str(ROOT / "src"))
 import os  # noqa: E402
 import re  # noqa: E402
 import secrets  # noqa: E402
+import signal  # noqa: E402
 import subprocess  # noqa: E402
+import time  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 
 import pytest  # noqa: E402
@@ -80,6 +82,22 @@ def nox(stack: Stack, *args: str, input: str = "", env: dict[str, str] | None = 
         input=input,
         cwd=ROOT,
     )
+
+
+def ctrl_c(stack: Stack, *args: str, after: float) -> str:
+    """Run `nox <args>` against the stack and press Ctrl-C `after` seconds in, as a terminal
+    does it (SIGINT to the whole process group); its output."""
+    process = subprocess.Popen(
+        nox_command(*args),
+        env=session_env(stack),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(after)
+    os.killpg(process.pid, signal.SIGINT)
+    return process.communicate(timeout=120)[0]
 
 
 def history_bytes(text: str) -> int:

@@ -28,6 +28,17 @@ def test_environments_made_for_another_place_are_removed_and_the_rest_kept(tmp_p
     assert (environments / "lint").is_dir()
 
 
+def list_sessions(checkout):
+    """`python3 noxfile.py -l` in the checkout, as a newcomer types it."""
+    return subprocess.run(
+        [sys.executable, str(checkout / "noxfile.py"), "-l"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def test_a_moved_checkout_runs_its_sessions_instead_of_a_traceback():
     """`mv shop shop-renamed`: the tools' nox still names the old place in its #! line, and
     handing over to it failed with FileNotFoundError. The checkout renews .nox instead."""
@@ -40,13 +51,7 @@ def test_a_moved_checkout_runs_its_sessions_instead_of_a_traceback():
         (tools / "bin" / "nox").chmod(0o755)
         (tools / "requirements.sha256").write_text(requirements_digest())  # up to date
         (copy / ".nox" / "checkout").write_text("/home/someone/old-place")
-        result = subprocess.run(
-            [sys.executable, str(copy / "noxfile.py"), "-l"],
-            cwd=copy,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        result = list_sessions(copy)
         assert result.returncode == 0, result.stderr
         assert "Traceback" not in result.stderr
         assert "this checkout was in /home/someone/old-place" in result.stderr
@@ -76,13 +81,7 @@ def test_ctrl_c_while_the_tools_install_ends_in_one_line_and_the_next_run_instal
         assert first.wait(timeout=60) == 130, message
         assert "Traceback" not in message
         assert "noxfile.py: interrupted: the same command again installs the tools" in message
-        again = subprocess.run(
-            [sys.executable, str(copy / "noxfile.py"), "-l"],
-            cwd=copy,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        again = list_sessions(copy)
         assert again.returncode == 0, again.stderr
         assert "- up -> " in again.stdout or "* up -> " in again.stdout
     finally:

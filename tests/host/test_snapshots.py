@@ -6,13 +6,9 @@ The tests run in order: each leaves the database as the next one expects.
 
 import gzip
 import json
-import os
-import signal
-import subprocess
-import time
 
 import pytest
-from conftest import nox, nox_command, session_env, start
+from conftest import ctrl_c, nox, start
 
 from devstack import snapshots, workflow
 from devstack.errors import StackError
@@ -118,17 +114,7 @@ def test_ctrl_c_anywhere_in_a_restore_leaves_the_old_data_or_the_new_and_nothing
         if titles(stack) == restored:
             add_note(stack, f"after {delay:.2f}s")
         before = titles(stack)
-        interrupted = subprocess.Popen(
-            nox_command("-s", "restore", "--", "two-notes", "--yes"),
-            env=session_env(stack),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        time.sleep(delay)
-        os.killpg(interrupted.pid, signal.SIGINT)
-        output = interrupted.communicate(timeout=120)[0]
+        output = ctrl_c(stack, "-s", "restore", "--", "two-notes", "--yes", after=delay)
         assert "Traceback" not in output, output
         assert databases(stack) - SYSTEM_DATABASES <= {"app", "test_app"}, output
         assert titles(stack) in (before, restored), output

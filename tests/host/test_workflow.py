@@ -5,11 +5,9 @@ remove its containers.
 """
 
 import json
-import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +15,7 @@ import threading
 import time
 
 import pytest
-from conftest import ROOT, nox, nox_command, session_env, start
+from conftest import ROOT, ctrl_c, nox, start
 
 from devstack import bench, workflow
 from devstack.errors import StackError
@@ -105,17 +103,7 @@ def test_ctrl_c_anywhere_in_up_leaves_a_stack_the_next_up_carries_on_with(isolat
     left, finished_first = set(), 0
     for delay in [0.2 + 0.15 * step for step in range(13)]:
         assert nox(isolated_stack, "-s", "down").returncode == 0
-        interrupted = subprocess.Popen(
-            nox_command("-s", "up"),
-            env=session_env(isolated_stack),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        time.sleep(delay)
-        os.killpg(interrupted.pid, signal.SIGINT)
-        output = interrupted.communicate(timeout=120)[0]
+        output = ctrl_c(isolated_stack, "-s", "up", after=delay)
         assert "Traceback" not in output, output
         finished_first += "Ctrl-C: finishing `" in output
         left |= {c.state for c in runtime.containers(project)}
