@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from pathlib import Path
 from .errors import StackError
 
 Log = Callable[[str], None]
+OCI_REFUSAL = re.compile(r"\bOCI (runtime|permission)")
 
 CA_BUNDLE_CANDIDATES = (
     "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine
@@ -99,14 +101,17 @@ class Runtime:
                 "(its output is above, or in `nox -s logs`)"
             ) from None
         if check and result.returncode != 0:
-            detail = ""
-            if capture:
-                tail = (result.stderr or result.stdout or b"").decode(errors="replace").strip()
-                detail = f": {tail.splitlines()[-1]}" if tail else ""
-            raise StackError(
-                f"`{' '.join(args[:4])} ...` failed with exit code {result.returncode}{detail}"
-            )
+            raise self.failure(args, result)
         return result
+
+    @staticmethod
+    def failure(args: Sequence[str], result: subprocess.CompletedProcess) -> StackError:
+        """A failed command as one line: what ran, its exit code, its last line if captured."""
+        tail = (result.stderr or result.stdout or b"").decode(errors="replace").strip()
+        detail = f": {tail.splitlines()[-1]}" if tail else ""
+        return StackError(
+            f"`{' '.join(args[:4])} ...` failed with exit code {result.returncode}{detail}"
+        )
 
     def engine_cmd(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         return self.run([*self.engine, *args], **kwargs)
@@ -294,6 +299,16 @@ class Runtime:
     def describe(self) -> str:
         return self.name
 
+    @staticmethod
+    def refusal(result: subprocess.CompletedProcess) -> str | None:
+        """The engine's own reason for not starting a container (its OCI runtime refused:
+        Podman's "OCI runtime error" / "OCI permission denied", Docker's "OCI runtime create
+        failed"), from a captured command's output; None for any other failure."""
+        output = (result.stderr or b"") + b"\n" + (result.stdout or b"")
+        lines = output.decode(errors="replace").splitlines()
+        found = [line.strip() for line in lines if OCI_REFUSAL.search(line)]
+        return _shortened(found[-1].removeprefix("Error: "), 300) if found else None
+
     def repair_names(self, containers: Sequence[Container], probe_service: str) -> bool:
         """Make the running services' names resolve again inside their network; True if
         they do. Docker's DNS keeps a network's names whatever stops or starts."""
@@ -391,12 +406,51 @@ class Podman(Runtime):
                     f"podman's DNS lost the names of {probe.name}'s network (aardvark-dns < 1.11"
                     " after a container stopped or started): reloading the network"
                 )
+                self.end_stale_dns_servers()
             self.engine_cmd("network", "reload", probe.name, capture=True, check=False, quiet=True)
         self.log(
             "the stack's names still do not resolve; see "
             "docs/troubleshooting.md#service-names-stop-resolving-podman-4"
         )
         return False
+
+    def end_stale_dns_servers(self) -> None:
+        """Rootless: every network of the account lives in one network namespace, and its
+        one aardvark-dns serves them there. One that outlived that namespace (slirp4netns
+        made a new one) answers nobody, yet `network reload` only signals it: end it, so that
+        the reload starts one where the containers are. It serves no running network, so no
+        other stack loses anything."""
+        for pid in self.stale_dns_servers():
+            self.log(
+                f"aardvark-dns (PID {pid}) runs in a network namespace that is no longer rootless"
+                " podman's, so no container reaches it: ending it"
+            )
+            _end_process(pid)
+
+    def stale_dns_servers(self) -> list[int]:
+        """This account's aardvark-dns processes outside the current rootless network
+        namespace (none for rootful or remote Podman, whose DNS runs in the host's)."""
+        if not self.rootless or sys.platform != "linux":
+            return []
+        current = self.engine_cmd(
+            "unshare", "--rootless-netns", "readlink", "/proc/self/ns/net",
+            capture=True, check=False, quiet=True,
+        )  # fmt: skip
+        if current.returncode != 0:  # a remote client has no `unshare`
+            return []
+        namespace = current.stdout.decode().strip()
+        stale = []
+        for process in Path("/proc").iterdir():
+            try:
+                if not process.name.isdigit() or process.stat().st_uid != os.getuid():
+                    continue
+                if (process / "comm").read_text().strip() != "aardvark-dns":
+                    continue
+                if os.readlink(process / "ns" / "net") != namespace:
+                    stale.append(int(process.name))
+            except OSError:  # ended meanwhile
+                continue
+        return stale
 
     def not_working_hint(self, reason: str) -> str:
         return (
@@ -556,6 +610,21 @@ def finish_before_ctrl_c(args: Sequence[str]) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
     if pressed:
         raise KeyboardInterrupt
+
+
+def _end_process(pid: int, grace: float = 2.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; returns once the process is gone and
+    reaped (netavark takes a zombie for a running aardvark-dns), or after the second grace."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if not Path(f"/proc/{pid}").exists():
+                return
+            time.sleep(0.02)
 
 
 def _selection(project: str | None, stopped: bool) -> list[str]:

@@ -235,7 +235,8 @@ class Stack:
         if not (current and all(c.state == "running" for c in containers.values())):
             moved = self.preflight(containers)  # may move a busy default port: new containers
             if current and not moved:
-                self.start_stopped(containers)
+                if self.start_stopped(containers):
+                    containers = None
             else:
                 self.build()
                 self.create(containers)
@@ -251,15 +252,52 @@ class Stack:
             c.labels.get(CONFIG_LABEL) != env["DJSTACK_CONFIG"] for c in containers.values()
         )
         # podman-compose does not notice every change of the values it interpolates.
-        self.compose(
+        args = ("up", "-d", *(["--force-recreate"] if changed else []))
+        made = self.compose(
+            *args, capture=True, check=False, timeout=self.up_timeout, uninterrupted=True
+        )
+        if made.returncode != 0:
+            refused = self.runtime.refusal(made)
+            if refused is None:
+                raise self.runtime.failure(
+                    [*self.runtime.compose_tool, "-p", self.config.project, "-f"], made
+                )
+            if changed or not containers:  # made just now, under the same configuration
+                raise self.refused_error(refused)
+            self.recreate_refused(sorted(c.name for c in containers.values()), refused)
+        self.recreate_if_stale("app")
+
+    @property
+    def up_timeout(self) -> float:
+        return float(self.config.values["UP_TIMEOUT"])
+
+    def recreate_refused(self, names: list[str], refused: str) -> None:
+        """The engine's runtime refused to start existing containers: make them again, once.
+        A container keeps the settings it was created with (ulimits, runtime, ...), so one
+        made while the engine was misconfigured fails the same way after the fix."""
+        self.log(
+            f"{self.runtime.name} cannot start {', '.join(names)} ({refused}); a container "
+            "keeps the settings it was made with: making them again, the volumes stay"
+        )
+        made = self.compose(
             "up",
             "-d",
-            *(["--force-recreate"] if changed else []),
+            "--force-recreate",
             capture=True,
-            timeout=float(self.config.values["UP_TIMEOUT"]),
+            check=False,
+            timeout=self.up_timeout,
             uninterrupted=True,
         )
-        self.recreate_if_stale("app")
+        if made.returncode != 0:
+            raise self.refused_error(self.runtime.refusal(made) or refused)
+
+    def refused_error(self, refused: str) -> StackError:
+        return StackError(
+            f"{self.runtime.name} cannot start the containers of stack {self.config.project} "
+            f"({refused}): fix the engine's configuration "
+            "(docs/troubleshooting.md#the-engine-cannot-start-the-containers), then "
+            "`nox -s clean` (answer no: the volumes and their data stay) and `nox -s up`"
+        )
 
     def config_digest(self) -> str:
         return self.compose_env()["DJSTACK_CONFIG"]
@@ -296,18 +334,25 @@ class Stack:
     # made, once they are known to be this checkout's and current, goes to the engine: one
     # call instead of podman-compose's (0.6-0.8 s less each way; the bench's "compose
     # start/stop" rows measure both).
-    def start_stopped(self, containers: dict[str, Container]) -> None:
+    def start_stopped(self, containers: dict[str, Container]) -> bool:
         """Start this checkout's stopped containers, the app first: Python boots while the
-        database starts (the app waits for it by itself)."""
+        database starts (the app waits for it by itself). True: the engine refused to start
+        them and they were made again (recreate_refused)."""
         stopped = sorted(
             (c for c in containers.values() if c.state != "running"),
             key=lambda c: c.service != self.http_service,
         )
-        self.runtime.engine_cmd(
-            "start", *(c.name for c in stopped), capture=True, quiet=True, uninterrupted=True
-        )
+        args = [*self.runtime.engine, "start", *(c.name for c in stopped)]
+        started = self.runtime.run(args, capture=True, check=False, quiet=True, uninterrupted=True)
+        if started.returncode != 0:
+            refused = self.runtime.refusal(started)
+            if refused is None:
+                raise self.runtime.failure(args, started)
+            self.recreate_refused([c.name for c in stopped], refused)
+            return True
         for container in stopped:  # the readiness probes notice if one stops again
             container.state = "running"
+        return False
 
     def down(self) -> None:
         """Stop the containers and keep them: the next `up` only starts them again."""
