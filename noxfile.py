@@ -107,10 +107,10 @@ def debug(session: nox.Session) -> None:
         where = f"{s.config.host}:{s.config.port('debugger')}"
         session.log(
             f"debugpy listens on {where}; the app on {s.app_url}/ as usual. Attach with "
-            "VS Code's 'Django: attach to the app container' (.vscode/launch.json), "
-            f"PyCharm or any DAP client at {where}, mapping src/ to /app/src "
-            "(docs/how-to.md#attaching-a-debugger). Attach again after a reload; "
-            "`nox -s up` ends debugging."
+            "VS Code's 'Django: attach to the app container' (.vscode/launch.json) or any "
+            f"DAP client at {where}, mapping src/ to /app/src; PyCharm's debugger cannot "
+            "attach there (docs/how-to.md#attaching-a-debugger). Detach and attach again "
+            "at will, and again after a reload; `nox -s up` ends debugging."
         )
 
 

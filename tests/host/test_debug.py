@@ -1,5 +1,6 @@
 """`nox -s debug`: a real Debug Adapter Protocol client attaches to the published port, stops
-at a breakpoint in a view during a real request, continues, and gets the response, again
+at a breakpoint in a view during a real request, continues, and gets the response; detaches
+and attaches again at once, three times, pausing and continuing the app each time; again
 after a reload; `nox -s up` puts the app back to normal. On an isolated stack
 (conftest.isolated_stack), which bind-mounts this checkout: touching a view there reloads a
 running developer stack too."""
@@ -96,8 +97,58 @@ def attach(host: str, port: int) -> tuple[DebugAdapter, int]:
         justMyCode=True,
         pathMappings=[{"localRoot": str(ROOT / "src"), "remoteRoot": "/app/src"}],
     )
-    dap.event("initialized")
+    initialized(dap, pending)
     return dap, pending
+
+
+def initialized(dap: DebugAdapter, attach: int) -> None:
+    """The `initialized` event, or the failed attach instead ("already being debugged")."""
+    answer = dap.wait(
+        lambda m: (
+            (m["type"], m.get("event")) == ("event", "initialized")
+            or (m["type"] == "response" and m["request_seq"] == attach)
+        )
+    )
+    assert answer["type"] == "event" or answer["success"], answer
+    if answer["type"] == "response":
+        dap.backlog.append(answer)
+        dap.event("initialized")
+
+
+def detach(dap: DebugAdapter) -> float:
+    """What VS Code's Disconnect does to an attached session: the app runs on. Returns when
+    the answer came (time.monotonic())."""
+    dap.response(dap.send("disconnect", terminateDebuggee=False))
+    detached = time.monotonic()
+    dap.close()
+    return detached
+
+
+def pause_and_continue(config) -> tuple[int, float]:
+    """Attach, pause the app's threads, continue, detach; returns the id of the process and
+    how long the debugger took to answer `initialize` on the new connection (the re-attach,
+    as a client sees it)."""
+    asked = time.monotonic()
+    dap = DebugAdapter(config.host, config.port("debugger"))
+    try:
+        dap.response(dap.send("initialize", adapterID="debugpy", linesStartAt1=True))
+        accepted = time.monotonic() - asked
+        pending = dap.send("attach", justMyCode=True)
+        initialized(dap, pending)
+        dap.response(dap.send("configurationDone"))
+        dap.response(pending)
+        process = dap.event("process")["body"]["systemProcessId"]
+        threads = dap.response(dap.send("threads"))["body"]["threads"]
+        dap.response(dap.send("pause", threadId=threads[0]["id"]))
+        stopped = dap.event("stopped")["body"]
+        assert stopped["reason"] == "pause", stopped
+        dap.response(dap.send("continue", threadId=stopped["threadId"]))
+        with urllib.request.urlopen(f"{config.app_url}/api/v1/health/", timeout=30) as response:
+            assert response.status == 200  # the app runs on
+        detach(dap)
+        return process, accepted
+    finally:
+        dap.close()
 
 
 def stop_at_the_breakpoint(config) -> int:
@@ -132,7 +183,9 @@ def stop_at_the_breakpoint(config) -> int:
         dap.response(dap.send("continue", threadId=stopped["threadId"]))
         request.join(60)
         assert answer.get("status") == 200 and "count" in answer["body"], answer
-        dap.send("disconnect")
+        # Detach without waiting for the answer, as a quick client does: the next attach
+        # comes while this session is still closing.
+        dap.send("disconnect", terminateDebuggee=False)
         return process
     finally:
         dap.close()
@@ -146,6 +199,15 @@ def test_debug_stops_at_a_breakpoint_in_a_view_and_up_ends_it(isolated_stack):
     assert f"debugpy listens on {where}" in result.stderr
     first = stop_at_the_breakpoint(config)
 
+    # Detach and attach again, at once, in the same process: the debugger takes each client.
+    # debugpy's separate adapter process stopped answering for good after a quick re-attach,
+    # or after a connection closed before its greeting, such as this port probe.
+    socket.create_connection((config.host, config.port("debugger")), timeout=10).close()
+    for _ in range(3):
+        process, accepted = pause_and_continue(config)
+        assert process == first
+        assert accepted < 5, f"a re-attach took {accepted:.1f}s to be answered"
+
     # Reload still works: a view written again (same content) restarts the server as a fresh
     # process, which listens again; the debugger attaches to that one.
     VIEWS.write_text(VIEWS.read_text())
@@ -157,6 +219,7 @@ def test_debug_stops_at_a_breakpoint_in_a_view_and_up_ends_it(isolated_stack):
             again = stop_at_the_breakpoint(config)
         except (ConnectionError, OSError, queue.Empty):
             time.sleep(1)
+    assert pause_and_continue(config)[0] == again
 
     result = nox(isolated_stack, "-s", "up")
     assert result.returncode == 0, result.stderr
