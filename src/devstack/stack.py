@@ -348,6 +348,7 @@ class Stack:
         return self.runtime.repair_names(list(self.containers().values()), self.http_service)
 
     def migrate(self, *args: str) -> None:
+        self.require_running("app")
         self.exec("app", "python3", "manage.py", "migrate", "--noinput", *args)
 
     # --- readiness ---------------------------------------------------------------------------
