@@ -8,6 +8,7 @@ marked block at the end of `.env`, so a plain `podman-compose up` uses them too.
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import logging
 import os
@@ -107,9 +108,26 @@ def image_tags(name: str) -> dict[str, str]:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines, parsed by python-dotenv; `KEY=` means "use the default"."""
-    if not path.is_file():
-        return {}
+    """KEY=VALUE lines, parsed by python-dotenv; `KEY=` means "use the default". A key set
+    both outside the tooling's block and in it has the value outside: the user's."""
+    yours, block = env_file_parts(path)
+    return {**block, **yours}
+
+
+def env_file_parts(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(the user's values, the values in the tooling's block), each parsed by python-dotenv
+    on its own lines; line numbers in a parse error are the file's."""
+    lines = path.read_text().splitlines() if path.is_file() else []
+    block = _block_lines(lines)
+    # The other part's lines become comments: python-dotenv counts those, not blank lines.
+    parts = (
+        [("#" if number in block else line) for number, line in enumerate(lines)],
+        [(line if number in block else "#") for number, line in enumerate(lines)],
+    )
+    return _parse(path, parts[0]), _parse(path, parts[1])
+
+
+def _parse(path: Path, lines: list[str]) -> dict[str, str]:
     unparsed: list[str] = []
 
     class Collect(logging.Handler):
@@ -119,7 +137,7 @@ def read_env_file(path: Path) -> dict[str, str]:
     logger, handler = logging.getLogger("dotenv.main"), Collect()
     logger.addHandler(handler)
     try:
-        values = dotenv_values(path)
+        values = dotenv_values(stream=io.StringIO("\n".join(lines) + "\n"))
     finally:
         logger.removeHandler(handler)
     if unparsed:  # compose would skip the line with a warning: refuse instead
@@ -127,34 +145,45 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {key: value for key, value in values.items() if value}
 
 
-def managed_keys(path: Path) -> set[str]:
-    """The keys inside the block the tooling writes (its choices, which it may revise)."""
-    lines = path.read_text().splitlines() if path.is_file() else []
-    keys, inside = set(), False
-    for line in lines:
+def _block_lines(lines: list[str]) -> set[int]:
+    """The numbers of the lines of the tooling's block, markers included (a block without
+    its end marker runs to the end of the file)."""
+    found, inside = set(), False
+    for number, line in enumerate(lines):
         if line in (MANAGED_START, LEGACY_MARKERS[0]):
             inside = True
-        elif line in (MANAGED_END, LEGACY_MARKERS[1]):
+        if inside:
+            found.add(number)
+        if line in (MANAGED_END, LEGACY_MARKERS[1]):
             inside = False
-        elif inside and "=" in line:
-            keys.add(line.split("=", 1)[0].strip())
-    return keys
+    return found
+
+
+def managed_keys(path: Path) -> set[str]:
+    """The keys inside the block the tooling writes (its choices, which it may revise)."""
+    return set(env_file_parts(path)[1])
 
 
 def record_choices(path: Path, choices: Mapping[str, str]) -> None:
-    """Write (or update) the tooling's block at the end of .env; every other line is kept."""
+    """Write (or update) the tooling's block at the end of .env; every other line is kept.
+
+    A key the user sets outside the block is theirs: its line in the block goes (compose
+    tools, like python-dotenv, take the last line of a key, which would be the block's)."""
     lines = path.read_text().splitlines() if path.exists() else []
-    kept: dict[str, str] = {}
-    for start, end in ((MANAGED_START, MANAGED_END), LEGACY_MARKERS):
-        if start in lines and end in lines:
-            first, last = lines.index(start), lines.index(end)
-            kept.update(
-                {line.split("=", 1)[0]: line for line in lines[first + 1 : last] if "=" in line}
-            )
-            lines = lines[:first] + lines[last + 1 :]
+    block = _block_lines(lines)
+    kept = {
+        line.split("=", 1)[0].strip(): line
+        for number, line in enumerate(lines)
+        if number in block and "=" in line and not line.startswith("#")
+    }
+    lines = [line for number, line in enumerate(lines) if number not in block]
     kept.update({key: f"{key}={value}" for key, value in choices.items()})
+    yours = _parse(path, lines)
+    kept = {key: line for key, line in kept.items() if key not in yours}
+    if kept:
+        lines += [MANAGED_START, *kept.values(), MANAGED_END]
     partial = path.with_name(".env.partial")
-    partial.write_text("\n".join([*lines, MANAGED_START, *kept.values(), MANAGED_END]) + "\n")
+    partial.write_text("".join(f"{line}\n" for line in lines))
     partial.replace(path)  # atomic: never a half-written .env
 
 
@@ -211,17 +240,22 @@ class StackConfig:
         overrides: Mapping[str, str] | None = None,
     ) -> StackConfig:
         environ = os.environ if environ is None else environ
-        env_file = read_env_file(root / ".env")
-        managed = managed_keys(root / ".env")
+        yours, managed = env_file_parts(root / ".env")
+        if yours.keys() & managed.keys():  # yours wins, for the compose tool too
+            record_choices(root / ".env", {})
         from_environ = {k: v for k, v in environ.items() if k in KNOWN_KEYS and v}
-        chosen = {**env_file, **from_environ, **(overrides or {})}
+        chosen = {**managed, **yours, **from_environ, **(overrides or {})}
         name = chosen.get("STACK_NAME") or project_name(root)
-        values = {**DEFAULTS, "STACK_NAME": name, **image_tags(name), **chosen}
         origin = {
-            **{k: "nox" if k in managed else ".env" for k in env_file},
+            **{k: "nox" for k in managed},
+            **{k: ".env" for k in yours},
             **{k: "the environment" for k in from_environ},
             **{k: "the session" for k in overrides or {}},
         }
+        # The image tags nox recorded follow the stack's name, which may have changed since.
+        tags = image_tags(name)
+        values = {**DEFAULTS, "STACK_NAME": name, **tags, **chosen}
+        values.update({k: v for k, v in tags.items() if origin.get(k) == "nox"})
         _check(values, origin)
         return cls(root=root, values=values, origin=origin)
 
@@ -230,10 +264,22 @@ class StackConfig:
         return self.origin.get(key, "nox") != "nox"
 
     def record(self, choices: Mapping[str, str]) -> None:
-        """Keep values the tooling chose: in .env's block, and in this configuration."""
+        """Keep values the tooling chose: in .env's block, and in this configuration. A value
+        you set in .env stays yours."""
+        choices = {k: v for k, v in choices.items() if self.origin.get(k) != ".env"}
         record_choices(self.env_file, choices)
         self.values.update(choices)
         self.origin.update({key: "nox" for key in choices})
+
+    def record_image_tags(self) -> None:
+        """Name this checkout's image tags in .env's block, so that the compose tool alone
+        runs this checkout's images, not compose.yaml's fixed fallback. Not for a stack named
+        by the environment or the session (tests, verify, the production-like stack)."""
+        if self.origin.get("STACK_NAME", "nox") not in {".env", "nox"}:
+            return
+        tags = {k: v for k, v in image_tags(self.project).items() if not self.chosen_by_user(k)}
+        if tags.items() - env_file_parts(self.env_file)[1].items():
+            self.record(tags)
 
     @property
     def project(self) -> str:

@@ -3,11 +3,12 @@ stack name (so its own containers and volumes), free ports, the developer's imag
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
-from .config import PORT_VARIABLES, StackConfig
+from .config import DERIVED, PORT_VARIABLES, PROD_PORT_VARIABLES, StackConfig
 from .net import free_port
 
 COPIED = (
@@ -22,6 +23,15 @@ COPIED = (
     "settings",
     "tests",
 )
+# A copy is another checkout: the lines of .env that name this checkout's stack stay behind
+# (yours and nox's), or the copy would take this stack's name (or the next one, which no
+# `clean` here knows) and its ports. Stand-in images and other settings go along.
+NOT_COPIED_KEYS = {
+    *DERIVED,
+    "COMPOSE_PROJECT_NAME",
+    *PORT_VARIABLES.values(),
+    *PROD_PORT_VARIABLES.values(),
+}
 IMAGE_VARIABLES = ("APP_IMAGE", "PYTHON_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE")
 
 
@@ -49,7 +59,19 @@ def copy_tree(source: Path, target: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
     for name in COPIED:
         path = source / name
-        if path.is_dir():
+        if name == ".env" and path.is_file():
+            (target / name).write_text(env_for_a_copy(path.read_text()))
+        elif path.is_dir():
             shutil.copytree(path, target / name, ignore=ignore, symlinks=True)
         elif path.exists() or path.is_symlink():
             shutil.copy2(path, target / name, follow_symlinks=False)
+
+
+def env_for_a_copy(text: str) -> str:
+    """.env without the lines of NOT_COPIED_KEYS."""
+    key = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=")
+    return "".join(
+        line
+        for line in text.splitlines(keepends=True)
+        if not ((found := key.match(line)) and found[1] in NOT_COPIED_KEYS)
+    )

@@ -205,6 +205,7 @@ class Stack:
         return bool(moved)
 
     def build(self, *, force: bool = False) -> None:
+        self.config.record_image_tags()
         ensure_base_images(self.runtime, self.config)
         ensure_app_image(self.runtime, self.config, force=force)
 
@@ -213,6 +214,7 @@ class Stack:
         The compose tool creates the containers; stopped current ones are started directly."""
         started = time.monotonic()
         containers = self.claimed_containers()
+        self.config.record_image_tags()
         stuck = sorted(c.name for c in containers.values() if c.state in STUCK_STATES)
         if stuck:
             self.log(
@@ -391,6 +393,7 @@ class Stack:
         return self.runtime.repair_names(list(self.containers().values()), self.http_service)
 
     def migrate(self, *args: str) -> None:
+        self.require_running("app")
         self.exec("app", "python3", "manage.py", "migrate", "--noinput", *args)
 
     # --- readiness ---------------------------------------------------------------------------

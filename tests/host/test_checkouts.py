@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from devstack.config import StackConfig
+from devstack.config import MANAGED_END, MANAGED_START, StackConfig, project_name
 from devstack.isolated import checkout_copy
 from devstack.net import http, poll
+from devstack.runtime import detect
+from devstack.stack import checkout_of
 
 PASSED_ON = ("CONTAINER_RUNTIME", "PYTHON_IMAGE", "POSTGRES_IMAGE", "REDIS_IMAGE", "CA_BUNDLE")
 
@@ -50,11 +52,68 @@ def serve_token(checkout: Path, token: str) -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def no_stack_left_behind(tmp_path):
+    """Whatever a test here does, or fails at: no stack made from a checkout under its
+    tmp_path outlives it (once that checkout is gone, no `nox -s clean` can see it)."""
+    yield
+    left = remove_stacks_made_under(tmp_path)
+    assert not left, f"the test left stacks behind (now removed): {', '.join(left)}"
+
+
+def remove_stacks_made_under(directory: Path) -> list[str]:
+    """Remove, volumes included, the stacks whose containers were made from a checkout in
+    `directory`; returns their names."""
+    runtime = detect(os.environ.get("CONTAINER_RUNTIME"), log=lambda _: None)
+    under = os.path.realpath(directory) + os.sep
+    stacks = sorted(
+        {
+            c.labels.get("com.docker.compose.project", "")
+            for c in runtime.containers()
+            if os.path.realpath(checkout_of(c) or "/").startswith(under)
+        }
+        - {""}
+    )
+    for name in stacks:
+        config = StackConfig.load(ROOT, environ={}, overrides={"STACK_NAME": name})
+        down = ("down", "-t", "0")
+        runtime.compose(name, config.compose_file, *down, env=config.compose_env(), capture=True)
+        runtime.remove_volumes(config.volume_names())
+    return stacks
+
+
+def test_a_copy_leaves_the_lines_naming_this_checkouts_stack_behind(tmp_path):
+    """Verify, bench and the tests run in copies of the checkout: a copy is another
+    checkout, so .env's stack name, image tags and ports (yours or nox's) stay here, or a
+    second checkout's copies (`shop-2`) would claim its name and ports, or `shop-2-2`."""
+    source = tmp_path / "shop"
+    source.mkdir()
+    (source / ".env").write_text(
+        "STACK_NAME=mine\nexport APP_PORT=8011\nLOG_LEVEL=DEBUG\n"
+        f"{MANAGED_START}\nSTACK_NAME=shop-2\nDB_PORT=5434\nAPP_IMAGE=localhost/shop-2-app:dev\n"
+        f"PYTHON_IMAGE=localhost/djstack-standin/python:3.13-slim\n{MANAGED_END}\n"
+    )
+    copy = checkout_copy(source, "djstack-copied-")
+    try:
+        config = StackConfig.load(copy, environ={})
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    assert config.project == project_name(copy) and not config.chosen_by_user("STACK_NAME")
+    assert config.values["APP_IMAGE"] == f"localhost/{project_name(copy)}-app:dev"
+    assert (config.port("app"), config.port("db")) == (8000, 5432)
+    assert config.values["LOG_LEVEL"] == "DEBUG"  # your other settings go along
+    assert config.values["PYTHON_IMAGE"] == "localhost/djstack-standin/python:3.13-slim"
+
+
 @pytest.fixture
 def twins(tmp_path):
     """Two copies of the checkout in directories of the same name, so that compose would
-    derive the same project name for both; the image the checkout built is reused."""
-    image = StackConfig.load(ROOT).values["APP_IMAGE"]
+    derive the same project name for both; the image the checkout built is reused, under
+    the tags of the twins' stacks."""
+    runtime = detect(os.environ.get("CONTAINER_RUNTIME"), log=lambda _: None)
+    tags = [f"localhost/djstack-twin{suffix}-app:dev" for suffix in ("", "-2")]
+    for tag in tags:
+        runtime.tag(StackConfig.load(ROOT).values["APP_IMAGE"], tag)
     copies = []
     for side in ("first", "second"):
         copy = checkout_copy(ROOT, f"djstack-{side}-")
@@ -63,10 +122,12 @@ def twins(tmp_path):
         twin.parent.mkdir()
         shutil.move(copy, twin)
         copies.append(twin)
-    env = developer_env(APP_IMAGE=image)
+    env = developer_env()
     yield copies, env
     for copy in copies:
         nox_in(copy, "-s", "clean", "--", "--yes", env=env)
+    for tag in tags:
+        runtime.remove_image(tag)
 
 
 def test_two_checkouts_run_side_by_side_each_serving_its_own_tree(twins):
@@ -78,6 +139,8 @@ def test_two_checkouts_run_side_by_side_each_serving_its_own_tree(twins):
     assert configs[0].project == "djstack-twin"
     assert configs[1].project == "djstack-twin-2"  # the same directory name, another stack
     assert "STACK_NAME=djstack-twin-2" in (second / ".env").read_text()
+    # `podman-compose up` on its own runs each checkout's image, not the other's
+    assert "APP_IMAGE=localhost/djstack-twin-2-app:dev" in (second / ".env").read_text()
     assert configs[0].app_url != configs[1].app_url  # a busy default port moved, and stays
     tokens = [secrets.token_hex(6) for _ in configs]
     for checkout, token in zip((first, second), tokens, strict=True):

@@ -1,6 +1,9 @@
+import os
+import shutil
 from pathlib import Path
 
 import pytest
+from dotenv import dotenv_values
 
 from devstack.config import (
     LEGACY_MARKERS,
@@ -9,8 +12,12 @@ from devstack.config import (
     StackConfig,
     project_name,
     read_env_file,
+    record_choices,
 )
 from devstack.errors import StackError
+from devstack.runtime import detect
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def load(tmp_path, env_text="", environ=None, **overrides):
@@ -130,3 +137,82 @@ def test_docker_reads_the_same_ignore_file_as_podman():
     """Docker reads .dockerignore, Podman .containerignore: one set of rules for both."""
     root = Path(__file__).resolve().parents[2]
     assert (root / ".dockerignore").read_bytes() == (root / ".containerignore").read_bytes()
+
+
+@pytest.mark.parametrize(("key", "yours"), [("STACK_NAME", "mystack"), ("APP_PORT", "8011")])
+def test_a_value_you_set_above_the_block_wins_and_nox_drops_its_own_line(tmp_path, key, yours):
+    """Compose tools read .env as python-dotenv does, the last line of a key winning: the
+    block's line for a key you set goes, so nox and a plain `podman-compose up` see yours."""
+    (tmp_path / ".env").write_text(
+        f"{key}={yours}\n{MANAGED_START}\n{key}=from-nox-1\nREDIS_PORT=6380\n{MANAGED_END}\n"
+    )
+    config = StackConfig.load(tmp_path, environ={})
+    assert config.values[key] == yours and config.chosen_by_user(key)
+    assert config.origin[key] == ".env"
+    assert dotenv_values(tmp_path / ".env")[key] == yours  # what the compose tool reads
+    assert "from-nox-1" not in (tmp_path / ".env").read_text()
+    assert config.port("redis") == 6380 and not config.chosen_by_user("REDIS_PORT")
+
+
+def test_recording_never_writes_a_key_you_set_into_the_block(tmp_path):
+    config = load(tmp_path, "APP_PORT=8011\n")
+    config.record({"APP_PORT": "8012", "DB_PORT": "5433"})
+    text = (tmp_path / ".env").read_text()
+    assert "APP_PORT=8012" not in text and "DB_PORT=5433" in text
+    assert config.port("app") == 8011 and config.chosen_by_user("APP_PORT")
+    # A line you add later, above the block, wins from then on.
+    (tmp_path / ".env").write_text("DB_PORT=5440\n" + text)
+    record_choices(tmp_path / ".env", {"REDIS_PORT": "6380"})
+    assert dotenv_values(tmp_path / ".env")["DB_PORT"] == "5440"
+    assert "DB_PORT=5433" not in (tmp_path / ".env").read_text()
+
+
+def test_a_parse_error_names_the_line_of_the_file_inside_or_outside_the_block(tmp_path):
+    text = f"A=1\n{MANAGED_START}\nB=2\n{MANAGED_END}\nnot a line\n"
+    with pytest.raises(StackError, match="starting at line 5"):
+        load(tmp_path, text)
+
+
+def test_the_image_tags_nox_recorded_follow_the_stack_name(tmp_path):
+    """`podman-compose up` alone runs this checkout's image: nox names it in the block; a
+    name set later (or a moved checkout) gets its own tags, not the recorded ones."""
+    checkout = tmp_path / "shop"
+    checkout.mkdir()
+    config = StackConfig.load(checkout, environ={})
+    config.record_image_tags()
+    recorded = dotenv_values(checkout / ".env")
+    assert recorded["APP_IMAGE"] == "localhost/shop-app:dev"
+    assert recorded["PROD_IMAGE"] == "localhost/shop-app:prod"
+    with (checkout / ".env").open("r+") as env_file:
+        text = env_file.read()
+        env_file.seek(0)
+        env_file.write("STACK_NAME=mystack\n" + text)
+    renamed = StackConfig.load(checkout, environ={})
+    assert renamed.values["APP_IMAGE"] == "localhost/mystack-app:dev"
+    renamed.record_image_tags()
+    assert dotenv_values(checkout / ".env")["APP_IMAGE"] == "localhost/mystack-app:dev"
+    # A stack named by the session (tests, verify, prod) records nothing into the checkout.
+    before = (checkout / ".env").read_text()
+    StackConfig.load(checkout, environ={}, overrides={"STACK_NAME": "other"}).record_image_tags()
+    StackConfig.load(checkout, environ={"STACK_NAME": "other"}).record_image_tags()
+    assert (checkout / ".env").read_text() == before
+
+
+def test_the_compose_tool_alone_reads_your_value_not_the_blocks(tmp_path):
+    """The real compose tool's reading of .env, once nox has read it: your port, not the
+    block's, and the image nox recorded for this checkout."""
+    checkout = tmp_path / "shop"
+    checkout.mkdir()
+    shutil.copy2(ROOT / "compose.yaml", checkout / "compose.yaml")
+    (checkout / ".env").write_text(
+        f"APP_PORT=8011\n{MANAGED_START}\nAPP_PORT=8002\nAPP_IMAGE=localhost/shop-app:dev\n"
+        f"{MANAGED_END}\n"
+    )
+    StackConfig.load(checkout, environ={})
+    runtime = detect(os.environ.get("CONTAINER_RUNTIME"), log=lambda _: None)
+    env = {k: v for k, v in os.environ.items() if k not in StackConfig.load(checkout).values}
+    rendered = runtime.run(
+        [*runtime.compose_tool, "-p", "shop", "config"], env=env, cwd=checkout, capture=True
+    ).stdout.decode()
+    assert "8011" in rendered and "8002" not in rendered
+    assert "localhost/shop-app:dev" in rendered and "djstack-app:dev" not in rendered

@@ -91,6 +91,23 @@ def test_down_keeps_the_containers_and_up_starts_the_same_ones(isolated_stack):
     assert http("GET", f"{isolated_stack.config.app_url}/api/v1/health/")[0] == 200
 
 
+def test_commands_in_the_app_container_of_a_stopped_stack_say_so_in_one_line(isolated_stack):
+    down = nox(isolated_stack, "-s", "down")
+    assert down.returncode == 0, down.stderr
+    line = (
+        f"the app service of stack {isolated_stack.config.project} is not running: "
+        "start the stack with `nox -s up` and retry"
+    )
+    try:
+        for session in (["migrate"], ["shell"], ["manage", "--", "check"], ["makemigrations"]):
+            result = nox(isolated_stack, "-s", *session)
+            assert result.returncode != 0
+            assert line in result.stderr, (session, result.stderr)
+            assert "Traceback" not in result.stderr and "exit code" not in result.stderr
+    finally:
+        start(isolated_stack)
+
+
 def test_ctrl_c_anywhere_in_up_leaves_a_stack_the_next_up_carries_on_with(isolated_stack):
     """Ctrl-C as a terminal sends it (SIGINT to the session's whole process group), at moments
     spread over an `up` of the stopped stack: the engine's `start` is never cut short, the
