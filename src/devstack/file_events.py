@@ -112,6 +112,8 @@ def _reason(process: subprocess.Popen) -> str:
 def watching_mode(stack) -> str:
     """How the app container's watchfiles notices edits, from the environment it runs with:
     "polling" or "events" (watchfiles' own reading of WATCHFILES_FORCE_POLLING)."""
-    result = stack.exec("app", "printenv", "WATCHFILES_FORCE_POLLING", capture=True, check=False)
+    result = stack.exec(
+        "app", "printenv", "WATCHFILES_FORCE_POLLING", capture=True, check=False, quiet=True
+    )
     value = result.stdout.decode(errors="replace").strip().lower()
     return "polling" if value and value not in {"false", "disable", "disabled"} else "events"
