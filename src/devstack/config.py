@@ -57,6 +57,7 @@ OPTIONAL_KEYS = {
     "DB_WAIT_TIMEOUT",
     "LOG_LEVEL",
     "WATCHFILES_FORCE_POLLING",
+    "WATCHFILES_POLL_DELAY_MS",
     "DJANGO_SETTINGS_MODULE",
     "CONTAINER_RUNTIME",
     "CA_BUNDLE",
@@ -219,6 +220,8 @@ def _check(values: Mapping[str, str], origin: Mapping[str, str]) -> None:
     for key in ("UP_TIMEOUT", "DB_WAIT_TIMEOUT"):
         if key in values and not values[key].isdigit():
             raise fail(key, "a number of seconds")
+    if "WATCHFILES_POLL_DELAY_MS" in values and not values["WATCHFILES_POLL_DELAY_MS"].isdigit():
+        raise fail("WATCHFILES_POLL_DELAY_MS", "a number of milliseconds")
 
 
 @dataclass

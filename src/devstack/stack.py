@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .config import LEGACY_STACK_NAME, PORT_VARIABLES, PROD_PORT_VARIABLES, StackConfig, image_tags
 from .errors import StackError
+from .file_events import events_reach
 from .images import app_image_up_to_date, ensure_app_image, ensure_base_images
 from .net import http, port_in_use, postgres_answers, redis_answers
 from .runtime import Container, Runtime
@@ -242,6 +243,7 @@ class Stack:
             else:
                 self.build()
                 self.create(containers)
+                self.choose_file_watching(containers.get("app"))
                 containers = None
         self.wait_ready(timeout=float(self.config.values["UP_TIMEOUT"]), known=containers)
         return time.monotonic() - started
@@ -300,6 +302,37 @@ class Stack:
             "(docs/troubleshooting.md#the-engine-cannot-start-the-containers), then "
             "`nox -s clean` (answer no: the volumes and their data stay) and `nox -s up`"
         )
+
+    def choose_file_watching(self, before: Container | None) -> None:
+        """A new app container: do edits on the host raise file events in it (file_events)?
+        Where none arrive the dev server polls (recorded in .env, the container made again
+        with it); the user's own WATCHFILES_FORCE_POLLING wins."""
+        key = "WATCHFILES_FORCE_POLLING"
+        if self.config.chosen_by_user(key):
+            return
+        app = self.containers().get("app")
+        if app is None or (before is not None and app.id == before.id):
+            return
+        reach, why = events_reach(self.runtime, app.name, self.config.root)
+        polling = self.config.values.get(key, "false").lower() == "true"
+        if reach is None:
+            if self.containers().get("app", app).state != "running":
+                return  # it stopped while starting: wait_ready says why
+            self.log(
+                f"could not tell whether file events reach the app container ({why}); if an "
+                f"edit does not reload the app, set {key}=true in {self.config.env_file.name}"
+            )
+        elif reach == polling:
+            self.config.record({key: "false" if reach else "true"})
+            self.log(
+                "edits on the host raise file events in the app container again: it stops "
+                f"polling ({key}=false recorded in {self.config.env_file.name})"
+                if reach
+                else "edits on the host raise no file events in the app container (a VM's "
+                f"shared folder?): it polls for changes instead ({key}=true recorded in "
+                f"{self.config.env_file.name})"
+            )
+            self.create(self.containers())
 
     def config_digest(self) -> str:
         return self.compose_env()["DJSTACK_CONFIG"]

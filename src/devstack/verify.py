@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .config import StackConfig
 from .errors import StackError
+from .file_events import watching_mode
 from .isolated import checkout_copy, isolated_overrides
 from .net import http, poll
 from .runtime import Runtime, invoking_user
@@ -102,7 +103,10 @@ def _run_criteria(stack: Stack, workdir: Path) -> Report:
             "code reload",
             f"edited src/config/urls.py, still not served after 30s (last answer: {seen})",
         )
-    report.add("2 code reload", f"edit served after {reload_seconds:.2f}s, no rebuild")
+    report.add(
+        "2 code reload",
+        f"edit served after {reload_seconds:.2f}s, no rebuild, noticed by {watching_mode(stack)}",
+    )
 
     # 3. a migration applies
     migrations = workdir / "src" / "notes" / "migrations"
