@@ -34,10 +34,6 @@ def fuse_unavailable(runtime) -> str | None:
         return "/dev/fuse is missing or not usable by this account"
     if os.getuid() != 0 and not shutil.which("fusermount"):
         return "fusermount is not installed (a user's FUSE mounts need it)"
-    if getattr(runtime, "rootless", False) and not root_is_shared():
-        # Rootless Podman keeps a mount namespace of its own from its first command on; a
-        # mount made later reaches it only by propagation from a shared "/".
-        return "rootless Podman cannot see a FUSE mount made after it started: / is not shared"
     if os.getuid() != 0 and runtime.name == "docker" and not allow_other_permitted():
         # dockerd (root) makes the bind mount, and a user's FUSE mount refuses every other
         # account, root included, without allow_other.
@@ -127,13 +123,23 @@ def fuse_view(tmp_path, monkeypatch):
     real = copy_without_setting("djstack-fe-real-")
     view = tmp_path / "view"
     view.mkdir()
+    runtime = detect(os.environ.get("CONTAINER_RUNTIME"), log=lambda _: None)
     other = "-o allow_other" if os.getuid() != 0 and allow_other_permitted() else "--no-allow-other"
     subprocess.run(["bindfs", *other.split(), str(real), str(view)], check=True)
+    # Rootless Podman keeps a mount namespace of its own from its first command on, and a
+    # mount made later reaches it only from a shared "/" (not here): a second view of the
+    # same directory at the same path inside that namespace (`podman unshare`).
+    in_engine = getattr(runtime, "rootless", False) and not root_is_shared()
+    if in_engine:
+        unshare = [*runtime.engine, "unshare"]
+        subprocess.run([*unshare, "bindfs", "--no-allow-other", str(real), str(view)], check=True)
     monkeypatch.delenv(KEY, raising=False)
     monkeypatch.setenv(HOST_DIR_VARIABLE, str(real / "src"))
     try:
         yield real, view
     finally:
+        if in_engine:
+            subprocess.run([*unshare, "umount", str(view)], capture_output=True)
         for _ in range(10):  # busy for a moment after the containers that used it are gone
             if subprocess.run(["fusermount", "-u", str(view)], capture_output=True).returncode == 0:
                 break
