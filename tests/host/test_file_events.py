@@ -128,11 +128,12 @@ def fuse_view(tmp_path, monkeypatch):
     subprocess.run(["bindfs", *other.split(), str(real), str(view)], check=True)
     # Rootless Podman keeps a mount namespace of its own from its first command on, and a
     # mount made later reaches it only from a shared "/" (not here): a second view of the
-    # same directory at the same path inside that namespace (`podman unshare`).
+    # same directory at the same path inside that namespace (`podman unshare`), open to the
+    # app's mapped UID (keep-id), which is not the namespace's root that mounts it.
     in_engine = getattr(runtime, "rootless", False) and not root_is_shared()
     if in_engine:
         unshare = [*runtime.engine, "unshare"]
-        subprocess.run([*unshare, "bindfs", "--no-allow-other", str(real), str(view)], check=True)
+        subprocess.run([*unshare, "bindfs", "-o", "allow_other", str(real), str(view)], check=True)
     monkeypatch.delenv(KEY, raising=False)
     monkeypatch.setenv(HOST_DIR_VARIABLE, str(real / "src"))
     try:
