@@ -214,9 +214,14 @@ def _check(values: Mapping[str, str], origin: Mapping[str, str]) -> None:
             raise fail("DATABASE_URL", "postgres://user:password@host:5432/name")
     if "REDIS_URL" in values and urlsplit(values["REDIS_URL"]).scheme not in {"redis", "rediss"}:
         raise fail("REDIS_URL", "redis://host:6379/0")
-    for key in ("DEBUG", "MIGRATE_ON_START", "WATCHFILES_FORCE_POLLING", "DEBUGPY"):
+    for key in ("DEBUG", "MIGRATE_ON_START", "DEBUGPY"):
         if key in values and values[key].lower() not in _BOOLEANS:
             raise fail(key, "true or false")
+    # watchfiles itself reads it: anything but "false" (0, no, off too) turns polling on.
+    if values.get("WATCHFILES_FORCE_POLLING", "false").lower() not in {"true", "false"}:
+        raise fail(
+            "WATCHFILES_FORCE_POLLING", "true or false (watchfiles reads 0, no, off as true)"
+        )
     for key in ("UP_TIMEOUT", "DB_WAIT_TIMEOUT"):
         if key in values and not values[key].isdigit():
             raise fail(key, "a number of seconds")

@@ -59,6 +59,10 @@ def test_env_file_quotes_comments_and_export(tmp_path):
         ),
         ("REDIS_URL=http://redis", "REDIS_URL='http://redis' (from .env) is not valid"),
         ("DEBUG=maybe", "DEBUG='maybe' (from .env) is not valid: expected true or false"),
+        (
+            "WATCHFILES_FORCE_POLLING=0",
+            "WATCHFILES_FORCE_POLLING='0' (from .env) is not valid: expected true or false",
+        ),
         ("STACK_NAME=My Stack", "STACK_NAME='My Stack' (from .env) is not valid"),
         ("just some words", ".env: python-dotenv could not parse statement starting at line 1"),
     ],
